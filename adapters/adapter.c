@@ -1,0 +1,1 @@
+/* adapters/adapter.c: being written */ typedef int hp_stub_adapter_t;

@@ -1,0 +1,69 @@
+/* plan.h - from (workflow instances, resolved site) to job specs, rendered
+ * scripts and a portability lint. Pure: no I/O besides reading nothing.
+ *
+ * Campaign files live under <campaign dir> (see hp_campaign_dir()):
+ *   state.db                    SQLite state (core/state.c)
+ *   logs/<safe-id>/<attempt>.out, .err, .rc
+ * where <safe-id> is the instance id with every byte outside [A-Za-z0-9._-]
+ * written as %XX, so ids with '/', spaces or brackets make one flat name. */
+#ifndef HP_PLAN_H
+#define HP_PLAN_H
+
+#include <stddef.h>
+#include "adapter.h"
+#include "site.h"
+#include "workflow.h"
+
+enum hp_lint_level { HP_LINT_WARNING = 0, HP_LINT_ERROR = 1 };
+
+struct hp_lint {
+    enum hp_lint_level level;
+    char *rule;        /* short id: "walltime", "gpu", "network", "path", "cores", ... */
+    char *task;        /* task name (lints are reported once per task) */
+    char *message;     /* what is wrong and what to do */
+    char *site_origin; /* origin of the site value that forbids it, or NULL */
+    char *pointer;     /* pointer into the workflow document, or NULL */
+};
+
+struct hp_plan {
+    const struct hp_workflow *wf;   /* borrowed */
+    const struct hp_site *site;     /* borrowed */
+    const struct hp_adapter_ops *adapter;
+    char *campaign;                 /* campaign id */
+    char *dir;                      /* campaign directory (absolute) */
+    char **partition;               /* per instance: chosen partition or NULL */
+    int64_t *walltime;              /* per instance: effective walltime (s), 0 = none */
+    struct hp_lint *lints;
+    size_t nlints;
+    size_t nerrors;                 /* lints at level error */
+};
+
+struct hp_plan_opts {
+    const char *campaign;    /* NULL = workflow name */
+    const char *state_dir;   /* NULL = hp_state_dir() */
+};
+
+/* Build a plan; lints never make this fail (check plan->nerrors). Fails for
+ * an unknown adapter or a site that cannot be used at all. */
+struct hp_plan *hp_plan_new(const struct hp_workflow *wf, const struct hp_site *site,
+                            const struct hp_plan_opts *opts, struct hp_err *err);
+void hp_plan_free(struct hp_plan *p);
+
+/* Strings a job spec points to; release with hp_spec_store_release(). */
+struct hp_spec_store {
+    char *job_name, *token, *stdout_path, *stderr_path, *result_path;
+    struct hp_kv *env;       /* instance env + site env + proxy vars */
+    size_t nenv;
+};
+/* Fill spec for attempt (1-based) of instance i. */
+void hp_plan_spec(const struct hp_plan *p, size_t i, int attempt, struct hp_jobspec *spec,
+                  struct hp_spec_store *store);
+void hp_spec_store_release(struct hp_spec_store *store);
+
+/* Log directory of instance i, and the <safe-id> escaping (new strings). */
+char *hp_plan_logdir(const struct hp_plan *p, size_t i);
+char *hp_safe_id(const char *id);
+/* <state dir>/campaigns/<campaign> (new string). */
+char *hp_campaign_dir(const char *state_dir, const char *campaign);
+
+#endif

@@ -1,0 +1,1 @@
+typedef int hp_stub_schema_t;

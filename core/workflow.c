@@ -1,0 +1,1 @@
+/* core/workflow.c: being written */ typedef int hp_stub_workflow_t;

@@ -1,0 +1,118 @@
+/* site.h - site profiles: layered resolution and the typed view.
+ *
+ * A profile NAME is resolved from layers, lowest first:
+ *   1. bundled profiles (compiled in from sites/profiles/NAME.yaml),
+ *   2. the user's config dir: $XDG_CONFIG_HOME/hpcport/sites/NAME.yaml,
+ *   3. the workflow's directory: <workflow dir>/sites/NAME.yaml,
+ *   4. --set key.path=value flags (value parsed as a YAML scalar or flow
+ *      collection, e.g. --set scheduler.account=m1234
+ *      --set 'network.no_proxy=[a, b]').
+ * Each layer's file is validated against schemas/site.schema.json. A file
+ * may say `extends: OTHER`: OTHER is resolved first (through all layers) and
+ * the file's values are merged over it. Mappings merge key by key; scalars
+ * and lists replace. `extends` cycles are errors.
+ *
+ * Every leaf value of the result remembers its origin: "file:line:col" of the
+ * layer that set it, or "--set" for a flag, or "<bundled>/NAME.yaml:line:col"
+ * for compiled-in profiles. */
+#ifndef HP_SITE_H
+#define HP_SITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "err.h"
+#include "workflow.h"
+
+enum hp_netmode { HP_NET_OPEN = 0, HP_NET_PROXY, HP_NET_NONE };
+
+struct hp_partition {
+    char *name;
+    int64_t max_walltime;    /* seconds, 0 = no limit known */
+    int max_nodes;           /* 0 = unknown */
+    int cores_per_node;      /* 0 = site default */
+    int64_t memory_mb;       /* per node, 0 = site default */
+    int gpus_per_node;       /* -1 = site default */
+    char *gpu_type;          /* NULL = site default */
+    char *qos;               /* NULL = site default */
+};
+
+struct hp_site {
+    char *name;
+    char *description;
+    /* scheduler */
+    char *scheduler;         /* "local", "slurm", "pbs" */
+    char *dialect;           /* e.g. "pbspro"/"torque"; NULL = default */
+    struct hp_partition *parts;
+    size_t nparts;
+    char *default_partition; /* NULL = scheduler's default */
+    char *account;           /* NULL = none */
+    char *qos;
+    char *constraint;
+    char **directives;       /* mandatory extra directives, NULL-terminated */
+    int max_queued_jobs;     /* 0 = no limit known */
+    int64_t max_walltime;    /* seconds, site-wide, 0 = none */
+    int64_t default_walltime;/* seconds, 0 = none */
+    /* login */
+    char *login_host;        /* NULL for local */
+    char *login_user;
+    int login_port;          /* 0 = 22/ssh config */
+    char **jump;             /* jump hosts "user@host:port", NULL-terminated */
+    char **auth;             /* methods in order, NULL-terminated */
+    char *otp_command;
+    /* network */
+    enum hp_netmode net_login, net_compute;
+    char *proxy;             /* URL or NULL */
+    char **no_proxy;         /* NULL-terminated */
+    /* filesystems */
+    char *home, *scratch;    /* may contain $VARS expanded on the site */
+    char **shared;           /* NULL-terminated */
+    /* nodes */
+    int cores_per_node;      /* 0 = unknown; local: detected */
+    int64_t memory_mb;       /* per node, 0 = unknown */
+    int gpus_per_node;       /* 0 = none */
+    char *gpu_type;
+    /* software */
+    char *container_runtime; /* "apptainer", "singularity", "podman-hpc",
+                                "shifter", "docker", "podman", "enroot" or NULL */
+    char *launcher;          /* "srun", "mpiexec", "mpirun", "aprun", "none" */
+    char **setup;            /* shell lines run before each job (site author's) */
+    char **modules;          /* module names: "module load NAME" */
+    struct hp_kv *env;       /* extra environment */
+    size_t nenv;
+
+    json_t *root;            /* resolved document, validated */
+    json_t *origin;          /* object: JSON pointer -> origin string */
+};
+
+struct hp_site_opts {
+    const char *workflow_dir;      /* NULL = no workflow layer */
+    const char *const *sets;       /* "key.path=value", n_sets entries */
+    size_t nsets;
+    const char *config_dir;        /* NULL = hp_config_dir() */
+};
+
+/* Resolve profile name. Unknown name: HP_ESITE with a did-you-mean. */
+struct hp_site *hp_site_load(const char *name, const struct hp_site_opts *opts,
+                             struct hp_err *err);
+void hp_site_free(struct hp_site *s);
+
+/* Origin of the value at pointer (or its nearest ancestor), or "" (borrowed). */
+const char *hp_site_origin(const struct hp_site *s, const char *pointer);
+
+struct hp_site_entry {
+    char *name;
+    char *description;  /* may be NULL */
+    char *scheduler;    /* may be NULL for a file that only extends */
+    char *source;       /* file it was found in (highest layer) */
+};
+/* All profile names visible through the layers, sorted by name. */
+int hp_site_list(const struct hp_site_opts *opts, struct hp_site_entry **out, size_t *n,
+                 struct hp_err *err);
+void hp_site_entries_free(struct hp_site_entry *e, size_t n);
+
+/* Partition to use for resources r (explicit name from the workflow or NULL
+ * for the default); NULL if the site has no partitions. */
+const struct hp_partition *hp_site_partition(const struct hp_site *s, const char *name);
+
+#endif
