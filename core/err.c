@@ -64,7 +64,17 @@ void hp_err_prefix(struct hp_err *e, const char *fmt, ...)
     vsnprintf(pre, sizeof(pre), fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof(old));
-    snprintf(e->msg, sizeof(e->msg), "%s: %s", pre, old);
+    size_t n = strlen(pre);
+    if (n > sizeof(e->msg) - 3)
+        n = sizeof(e->msg) - 3;
+    memcpy(e->msg, pre, n);
+    memcpy(e->msg + n, ": ", 2);
+    size_t rest = sizeof(e->msg) - n - 3;
+    size_t ol = strlen(old);
+    if (ol > rest)
+        ol = rest;
+    memcpy(e->msg + n + 2, old, ol);
+    e->msg[n + 2 + ol] = '\0';
 }
 
 void hp_err_format(const struct hp_err *e, char *out, unsigned long len)

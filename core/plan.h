@@ -31,10 +31,11 @@ struct hp_plan {
     const struct hp_adapter_ops *adapter;
     char *campaign;                 /* campaign id */
     char *dir;                      /* campaign directory (absolute) */
-    char **partition;               /* per instance: chosen partition or NULL */
+    char *remote_workdir;           /* remote sites: where tasks run, else NULL */
+    const char **partition;         /* per instance: chosen partition (borrowed) or NULL */
     int64_t *walltime;              /* per instance: effective walltime (s), 0 = none */
     struct hp_lint *lints;
-    size_t nlints;
+    size_t nlints, lints_alloc;
     size_t nerrors;                 /* lints at level error */
 };
 

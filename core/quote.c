@@ -43,3 +43,37 @@ void hp_sq_quote_pretty(struct hp_buf *out, const char *s)
     else
         hp_sq_quote(out, s);
 }
+
+void hp_sq_quote_path(struct hp_buf *out, const char *s)
+{
+    const char *p = s, *name, *end;
+    if (*p != '$') {
+        hp_sq_quote(out, s);
+        return;
+    }
+    p++;
+    int brace = *p == '{';
+    if (brace)
+        p++;
+    name = p;
+    if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_')) {
+        hp_sq_quote(out, s);
+        return;
+    }
+    while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+           *p == '_')
+        p++;
+    end = p;
+    if (brace) {
+        if (*p != '}') {
+            hp_sq_quote(out, s);
+            return;
+        }
+        p++;
+    }
+    hp_buf_adds(out, "\"${");
+    hp_buf_add(out, name, (size_t)(end - name));
+    hp_buf_adds(out, "}\"");
+    if (*p)
+        hp_sq_quote(out, p);
+}

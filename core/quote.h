@@ -17,4 +17,9 @@ int hp_shell_safe(const char *s);
 /* Append s quoted only if needed (for human-readable output). */
 void hp_sq_quote_pretty(struct hp_buf *out, const char *s);
 
+/* Like hp_sq_quote, but a leading $NAME or ${NAME} (as site profiles write
+ * "$SCRATCH/x") stays expandable: "${NAME}"'/x'. Only for paths whose
+ * leading variable came from a site profile. */
+void hp_sq_quote_path(struct hp_buf *out, const char *s);
+
 #endif

@@ -47,11 +47,17 @@ int hp_schema_validate(const struct hp_schema *s, const json_t *instance,
                        struct hp_verrors *out);
 void hp_verrors_release(struct hp_verrors *e);
 
-/* The schemas embedded in the binary at build time (schemas/*.json). name is
+/* The schemas embedded in the binary at build time (schemas/<name>.schema.json). name is
  * "workflow" or "site" (or "endpoint" later). Returns a borrowed compiled
  * schema, compiled on first use, or NULL if there is no such schema. */
 const struct hp_schema *hp_schema_builtin(const char *name, struct hp_err *err);
 /* The raw text of a builtin schema (borrowed), or NULL. */
 const char *hp_schema_builtin_text(const char *name);
+
+/* Validate a loaded document against a builtin schema and turn the best
+ * error into a positioned hp_err (file:line:col, JSON pointer; an unknown
+ * key points at the key). Returns 0 if valid, -1 otherwise. */
+struct hp_doc;
+int hp_doc_validate(const struct hp_doc *doc, const char *schema_name, struct hp_err *err);
 
 #endif
