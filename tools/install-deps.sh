@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install, with apt-get, whatever hpcport needs to build and test that is not
+# installed yet. Works on a fresh Debian 12 machine (as root, or with sudo).
+set -eu
+
+PKGS="gcc libc6-dev pkg-config meson ninja-build git python3
+libyaml-dev libjansson-dev libcurl4-openssl-dev libssh2-1-dev libssl-dev libgit2-dev
+libsqlite3-dev libpcre2-dev scdoc"
+TEST_PKGS="libcmocka-dev json-schema-test-suite python3-jsonschema python3-yaml
+sqlite3 procps util-linux bash coreutils findutils"
+
+want="$PKGS"
+[ "${1:-}" = "--test" ] && want="$PKGS $TEST_PKGS"
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+        echo "install-deps: need root (or sudo) to install:$missing" >&2; exit 1
+    fi
+fi
+echo "install-deps: installing:$missing" >&2
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null

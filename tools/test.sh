@@ -1,0 +1,18 @@
+#!/bin/sh
+# Build hpcport with ASan/UBSan and run every test. The last line printed is
+# "N passed, N failed, N skipped", counting each test case (TAP line).
+set -eu
+cd "$(dirname "$0")/.."
+sh tools/install-deps.sh --test
+B=build-test
+[ -d $B/meson-info ] || meson setup $B -Db_sanitize=address,undefined -Dwerror=true \
+    -Db_lundef=false >/dev/null
+ninja -C $B
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+set +e
+meson test -C $B --print-errorlogs --num-processes 2 "$@"
+rc=$?
+set -e
+python3 tools/tap-summary.py $B/meson-logs/testlog.json
+exit $rc
