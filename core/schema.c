@@ -277,8 +277,10 @@ static int cc_fail(struct cc *c, const struct spath *at, const char *fmt, ...)
     va_start(ap, fmt);
     hp_buf_vaddf(&msg, fmt, ap);
     va_end(ap);
-    hp_err_at(c->err, HP_EINPUT, NULL, 0, 0, ptr.buf, "invalid schema at '%s': %s",
-              ptr.len ? ptr.buf : "#", msg.buf);
+    /* err->pointer is for the document being validated: the schema location
+     * goes into the message. */
+    hp_err_set(c->err, HP_EINPUT, "invalid schema at '%s': %s", ptr.len ? ptr.buf : "#",
+               msg.buf);
     hp_buf_release(&ptr);
     hp_buf_release(&msg);
     return -1;
@@ -588,11 +590,14 @@ static pcre2_code *compile_regex(struct cc *c, const char *src, const struct spa
 
     if (!c->pcc) {
         c->pcc = pcre2_compile_context_create(NULL);
-        /* ECMA-262: \uXXXX and \u{...} escapes, \x is two hex digits */
+#ifdef PCRE2_EXTRA_ALT_BSUX
+        /* ECMA-262 also has \u{...} (PCRE2 >= 10.38) */
         pcre2_set_compile_extra_options(c->pcc, PCRE2_EXTRA_ALT_BSUX);
+#endif
     }
-    /* ECMA-262 '$' matches only at the very end (no multiline flag). \d, \w
-     * are ASCII-only in both dialects without PCRE2_UCP. */
+    /* ECMA-262 dialect: \uXXXX escapes and \x is two hex digits (ALT_BSUX);
+     * '$' matches only at the very end (no multiline flag); \d and \w are
+     * ASCII-only in both without PCRE2_UCP. */
     re = pcre2_compile((PCRE2_SPTR)src, PCRE2_ZERO_TERMINATED,
                        PCRE2_UTF | PCRE2_ALT_BSUX | PCRE2_DOLLAR_ENDONLY, &ec, &off, c->pcc);
     if (!re) {

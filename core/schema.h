@@ -14,8 +14,14 @@
  * (additionalProperties: false) the message suggests the closest allowed
  * name ("did you mean 'cores'?") and at_key is set so callers point at the
  * key. When several errors arise, hp_schema_validate() reports the most
- * relevant one first (deepest instance location; for oneOf/anyOf the branch
- * that matched furthest), like python-jsonschema's best_match. */
+ * relevant one first (deepest instance location first), like
+ * python-jsonschema's best_match. When no oneOf/anyOf branch matches, the
+ * errors of the one branch the instance evidently meant are reported: the
+ * only branch whose type fits, else (objects) the only one whose "const"
+ * discriminator properties or "required" keys hold; otherwise one message
+ * ("expected string or object, got integer", "value does not match any of
+ * the allowed alternatives"). $id-based references within the document are
+ * resolved; remote references make hp_schema_new() fail. */
 #ifndef HP_SCHEMA_H
 #define HP_SCHEMA_H
 
