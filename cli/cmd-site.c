@@ -1,2 +1,344 @@
+/* cmd-site.c - hpcport site list | show: the profiles visible from here, and
+ * one resolved profile with the origin of every value (like
+ * `git config --list --show-origin`). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <jansson.h>
 #include "cli.h"
-int cmd_site(int argc, char **argv) { (void)argc; (void)argv; return hp_cli_fail(1, "not yet"); }
+#include "buf.h"
+#include "doc.h"
+#include "site.h"
+#include "util.h"
+#include "banned.h"
+
+static const char list_usage[] =
+    "usage: hpcport site list [--json] [--workflow FILE|--dir DIR]\n";
+static const char show_usage[] =
+    "usage: hpcport site show NAME [--set KEY=VALUE]... [--workflow FILE|--dir DIR] [--json] "
+    "[--no-origin]\n";
+static const char site_usage[] =
+    "usage: hpcport site list [--json] [--workflow FILE|--dir DIR]\n"
+    "   or: hpcport site show NAME [--set KEY=VALUE]... [--workflow FILE|--dir DIR] [--json] "
+    "[--no-origin]\n";
+
+static const char layers_help[] =
+    "A profile NAME is resolved from layers, lowest first: the bundled profile,\n"
+    "$XDG_CONFIG_HOME/hpcport/sites/NAME.yaml, <workflow dir>/sites/NAME.yaml, and\n"
+    "--set flags. See hpcport-site(5).\n";
+
+static const char site_help[] =
+    "\n"
+    "List site profiles, or show one resolved profile with the origin of each value.\n"
+    "\n"
+    "commands:\n"
+    "    list    the profiles visible here: NAME, SCHEDULER, SOURCE, DESCRIPTION\n"
+    "    show    one profile as KEY=VALUE lines, each after the file:line:col that set it\n"
+    "\n"
+    "'hpcport site <command> --help' tells more.\n";
+
+static const char list_help[] =
+    "\n"
+    "List the site profiles visible from here, sorted by name. SOURCE is the\n"
+    "highest layer's file. A profile that does not resolve is listed, and its\n"
+    "error printed on stderr.\n"
+    "\n"
+    "options:\n"
+    "    --json             print a JSON array of {name, scheduler, source,\n"
+    "                       description, error}\n"
+    "    --workflow FILE    also look in the sites/ folder beside workflow FILE\n"
+    "    --dir DIR          also look in DIR/sites/\n"
+    "    -h, --help         show this help\n";
+
+static const char show_help[] =
+    "\n"
+    "Show the resolved profile NAME (or the profile in FILE, a path containing '/'\n"
+    "or ending in .yaml) as KEY.PATH=VALUE lines, each preceded by its origin and a\n"
+    "TAB: file:line:col, <bundled>/NAME.yaml:line:col, --set or <detected>. List\n"
+    "entries are numbered (setup.0=...), as --set takes them.\n"
+    "\n"
+    "options:\n"
+    "    --set KEY=VALUE    override a value; VALUE is YAML ('[a, b]', 3, text);\n"
+    "                       null removes a key; may be repeated\n"
+    "    --workflow FILE    use the sites/ folder beside workflow FILE as a layer\n"
+    "    --dir DIR          use DIR/sites/ as the workflow layer\n"
+    "    --json             print {\"name\", \"profile\", \"origins\"}\n"
+    "    --show-origin      print the origin of each value (the default)\n"
+    "    --no-origin        print KEY=VALUE lines only\n"
+    "    -h, --help         show this help\n"
+    "\n"
+    "exit status: 0 ok, 2 usage error or bad --set, 3 a file does not load or\n"
+    "match the schema, 4 unknown site or bad profile.\n";
+
+enum { OPT_JSON = 256, OPT_WORKFLOW, OPT_DIR, OPT_SET, OPT_ORIGIN, OPT_NO_ORIGIN };
+
+struct site_args {
+    int json, origin;
+    const char *workflow, *dir;
+    const char **sets;
+    size_t nsets, alloc;
+    const char *name;
+    char *workflow_dir;
+};
+
+/* Parse the options of `site list` (show = 0) or `site show` (show = 1).
+ * Returns 0 to go on, -1 after printing the help, or a usage error's code. */
+static int parse(int argc, char **argv, int show, const char *usage, const char *help,
+                 struct site_args *a)
+{
+    static const struct option show_opts[] = {
+        { "json", no_argument, NULL, OPT_JSON },
+        { "workflow", required_argument, NULL, OPT_WORKFLOW },
+        { "dir", required_argument, NULL, OPT_DIR },
+        { "help", no_argument, NULL, 'h' },
+        /* show only, from here */
+        { "set", required_argument, NULL, OPT_SET },
+        { "show-origin", no_argument, NULL, OPT_ORIGIN },
+        { "no-origin", no_argument, NULL, OPT_NO_ORIGIN },
+        { NULL, 0, NULL, 0 },
+    };
+    static const struct option list_opts[] = {
+        { "json", no_argument, NULL, OPT_JSON },
+        { "workflow", required_argument, NULL, OPT_WORKFLOW },
+        { "dir", required_argument, NULL, OPT_DIR },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+    a->origin = 1;
+    optind = 0;     /* GNU: start over (argv differs from the last user's) */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", show ? show_opts : list_opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(usage, stdout);
+            fputs(help, stdout);
+            fputs("\n", stdout);
+            fputs(layers_help, stdout);
+            return -1;
+        case OPT_JSON: a->json = 1; break;
+        case OPT_WORKFLOW: a->workflow = optarg; break;
+        case OPT_DIR: a->dir = optarg; break;
+        case OPT_SET:
+            HP_ALLOC_GROW(a->sets, a->nsets + 1, a->alloc);
+            a->sets[a->nsets++] = optarg;
+            break;
+        case OPT_ORIGIN: a->origin = 1; break;
+        case OPT_NO_ORIGIN: a->origin = 0; break;
+        case ':':
+            return hp_cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return hp_cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (a->workflow && a->dir)
+        return hp_cli_usage_error(usage, "--workflow and --dir both name the workflow layer; "
+                                  "give one");
+    if (show) {
+        if (optind >= argc)
+            return hp_cli_usage_error(usage, "no site name given");
+        a->name = argv[optind++];
+    }
+    if (optind < argc)
+        return hp_cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
+    if (a->workflow)
+        a->workflow_dir = hp_dirname(a->workflow);
+    else if (a->dir)
+        a->workflow_dir = hp_xstrdup(a->dir);
+    struct stat st;
+    if (a->workflow_dir && (stat(a->workflow_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
+        return hp_cli_usage_error(usage, "%s '%s': no such directory",
+                                  a->workflow ? "--workflow" : "--dir",
+                                  a->workflow ? a->workflow : a->dir);
+    return 0;
+}
+
+static void print_json(json_t *v)
+{
+    json_dumpf(v, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+}
+
+static int site_list(int argc, char **argv)
+{
+    struct site_args a = { 0 };
+    struct hp_site_entry *e = NULL;
+    size_t n = 0;
+    struct hp_err err;
+    int rc = parse(argc, argv, 0, list_usage, list_help, &a);
+    if (rc) {
+        rc = rc < 0 ? 0 : rc;
+        goto out;
+    }
+    hp_err_init(&err);
+    struct hp_site_opts o = { .workflow_dir = a.workflow_dir };
+    if (hp_site_list(&o, &e, &n, &err) < 0) {
+        rc = hp_cli_error(&err);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (e[i].error)
+            fprintf(stderr, "%s\n", e[i].error);
+    if (a.json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:s?, s:s?}",
+                                                 "name", e[i].name, "scheduler", e[i].scheduler,
+                                                 "source", e[i].source,
+                                                 "description", e[i].description,
+                                                 "error", e[i].error));
+        print_json(arr);
+        json_decref(arr);
+        goto out;
+    }
+    int wn = 4, ws = 9, wsrc = 6;
+    for (size_t i = 0; i < n; i++) {
+        int l = (int)strlen(e[i].name);
+        wn = l > wn ? l : wn;
+        l = e[i].scheduler ? (int)strlen(e[i].scheduler) : 1;
+        ws = l > ws ? l : ws;
+        l = (int)strlen(e[i].source);
+        wsrc = l > wsrc ? l : wsrc;
+    }
+    printf("%-*s  %-*s  %-*s  %s\n", wn, "NAME", ws, "SCHEDULER", wsrc, "SOURCE", "DESCRIPTION");
+    for (size_t i = 0; i < n; i++)
+        printf("%-*s  %-*s  %-*s  %s\n", wn, e[i].name, ws, e[i].scheduler ? e[i].scheduler : "?",
+               wsrc, e[i].source,
+               e[i].error ? "(does not resolve; see the error above)"
+                          : e[i].description ? e[i].description : "");
+out:
+    hp_site_entries_free(e, n);
+    free(a.workflow_dir);
+    free(a.sets);
+    return rc;
+}
+
+/* Print a scalar the way `key=value` lines show it: strings as they are,
+ * unless they hold control characters (then JSON-quoted). */
+static void print_value(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING: {
+        const char *s = json_string_value(v);
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+            if (*p < 0x20 || *p == 0x7f) {
+                json_dumpf(v, stdout, JSON_ENCODE_ANY);
+                return;
+            }
+        }
+        fputs(s, stdout);
+        return;
+    }
+    case JSON_OBJECT: fputs("{}", stdout); return;
+    case JSON_ARRAY: fputs("[]", stdout); return;
+    default: json_dumpf(v, stdout, JSON_ENCODE_ANY); return;
+    }
+}
+
+/* Walk the profile; leaves (scalars, empty collections) are printed, or, with
+ * origins != NULL, only recorded there. */
+static void flatten(const struct hp_site *s, const json_t *v, struct hp_buf *ptr,
+                    struct hp_buf *key, int show_origin, json_t *origins)
+{
+    size_t plen = ptr->len, klen = key->len;
+    if (json_is_object(v) && json_object_size(v)) {
+        const char *k;
+        json_t *child;
+        json_object_foreach((json_t *)v, k, child) {
+            hp_pointer_append(ptr, k);
+            hp_buf_addf(key, "%s%s", klen ? "." : "", k);
+            flatten(s, child, ptr, key, show_origin, origins);
+            hp_buf_setlen(ptr, plen);
+            hp_buf_setlen(key, klen);
+        }
+        return;
+    }
+    if (json_is_array(v) && json_array_size(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            hp_pointer_append_index(ptr, i);
+            hp_buf_addf(key, "%s%zu", klen ? "." : "", i);
+            flatten(s, json_array_get(v, i), ptr, key, show_origin, origins);
+            hp_buf_setlen(ptr, plen);
+            hp_buf_setlen(key, klen);
+        }
+        return;
+    }
+    if (origins) {
+        json_object_set_new(origins, ptr->buf, json_string(hp_site_origin(s, ptr->buf)));
+        return;
+    }
+    if (show_origin)
+        printf("%s\t", hp_site_origin(s, ptr->buf));
+    printf("%s=", key->buf);
+    print_value(v);
+    fputc('\n', stdout);
+}
+
+static int looks_like_path(const char *name)
+{
+    return strchr(name, '/') || hp_ends_with(name, ".yaml") || hp_ends_with(name, ".yml");
+}
+
+static int site_show(int argc, char **argv)
+{
+    struct site_args a = { 0 };
+    struct hp_site *s = NULL;
+    struct hp_err err;
+    struct hp_buf ptr = HP_BUF_INIT, key = HP_BUF_INIT;
+    int rc = parse(argc, argv, 1, show_usage, show_help, &a);
+    if (rc) {
+        rc = rc < 0 ? 0 : rc;
+        goto out;
+    }
+    hp_err_init(&err);
+    struct hp_site_opts o = { .workflow_dir = a.workflow_dir, .sets = a.sets, .nsets = a.nsets };
+    s = looks_like_path(a.name) ? hp_site_load_file(a.name, &o, &err)
+                                : hp_site_load(a.name, &o, &err);
+    if (!s) {
+        rc = hp_cli_error(&err);
+        goto out;
+    }
+    if (a.json) {
+        json_t *out = json_pack("{s:s, s:O}", "name", s->name, "profile", s->root);
+        if (a.origin) {
+            json_t *origins = json_object();
+            flatten(s, s->root, &ptr, &key, 0, origins);
+            json_object_set_new(out, "origins", origins);
+        }
+        print_json(out);
+        json_decref(out);
+    } else {
+        flatten(s, s->root, &ptr, &key, a.origin, NULL);
+    }
+out:
+    hp_site_free(s);
+    hp_buf_release(&ptr);
+    hp_buf_release(&key);
+    free(a.workflow_dir);
+    free(a.sets);
+    return rc;
+}
+
+int cmd_site(int argc, char **argv)
+{
+    static const char *const subs[] = { "list", "show", NULL };
+    if (argc < 2)
+        return hp_cli_usage_error(site_usage, "no site command given");
+    const char *sub = argv[1];
+    if (hp_cli_is_help(sub)) {
+        fputs(site_usage, stdout);
+        fputs(site_help, stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "list"))
+        return site_list(argc - 1, argv + 1);
+    if (!strcmp(sub, "show"))
+        return site_show(argc - 1, argv + 1);
+    const char *s = hp_suggest(sub, subs);
+    if (s)
+        return hp_cli_usage_error(site_usage, "'%s' is not a site command (did you mean '%s'?)",
+                                  sub, s);
+    return hp_cli_usage_error(site_usage, "'%s' is not a site command", sub);
+}

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "doc.h"
 #include "schema.h"
+#include "site.h"
 #include "workflow.h"
 #include "banned.h"
 
@@ -52,10 +53,15 @@ static int check_one(const char *path, const char *type, json_t *results, int qu
         if (!kind)
             kind = guess_type(doc);
         if (!strcmp(kind, "site")) {
-            ok = hp_doc_validate(doc, "site", &err) == 0;
+            /* the full resolution: schema, extends, durations, partitions */
             hp_doc_free(doc);
+            struct hp_site_opts so = { 0 };
+            struct hp_site *s = hp_site_load_file(path, &so, &err);
+            ok = s != NULL;
             if (ok)
-                snprintf(summary, sizeof(summary), "site profile");
+                snprintf(summary, sizeof(summary), "site profile '%s', scheduler %s",
+                         s->name, s->scheduler);
+            hp_site_free(s);
         } else {
             struct hp_workflow *wf = hp_workflow_from_doc(doc, &err);
             if (wf && hp_workflow_expand(wf, NULL, 0, &err) == 0) {

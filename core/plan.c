@@ -397,7 +397,7 @@ static void lint_task(struct hp_plan *p, const struct hp_task *t, size_t i)
 static void lint_site(struct hp_plan *p)
 {
     const struct hp_site *s = p->site;
-    if (s->account && s->account[0] == '<')
+    if (s->account && hp_site_is_placeholder(s->account))
         lint(p, HP_LINT_ERROR, "account", NULL, "/scheduler/account", NULL,
              "site '%s' needs your account (scheduler.account is '%s'): add "
              "--set scheduler.account=NAME or set it in your profile", s->name, s->account);

@@ -46,6 +46,9 @@ struct site_ctx {
 int site_err(struct site_ctx *c, int code, const char *pointer, int at_key,
              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Origin text of the value at pointer ("file:line:col", "--set", ...), into
+ * out (len bytes); "" if unknown. */
+void site_where(struct site_ctx *c, const char *pointer, char *out, size_t len);
 /* Record layer as the origin of v at ptr and of everything below it. */
 void site_src_tree(struct site_ctx *c, struct hp_buf *ptr, const json_t *v, size_t layer);
 /* Forget the origins of ptr's descendants (ptr itself is kept). */

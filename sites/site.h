@@ -74,8 +74,11 @@ struct hp_site {
     char *gpu_type;
     /* software */
     char *container_runtime; /* "apptainer", "singularity", "podman-hpc",
-                                "shifter", "docker", "podman", "enroot" or NULL */
-    char *launcher;          /* "srun", "mpiexec", "mpirun", "aprun", "none" */
+                                "shifter", "docker", "podman", "enroot" or NULL
+                                (absent or "none") */
+    char *launcher;          /* "srun", "mpiexec", "mpirun", "aprun", "none";
+                                when the profile says none: srun for slurm,
+                                mpiexec for pbs, none for local */
     char **setup;            /* shell lines run before each job (site author's) */
     char **modules;          /* module names: "module load NAME" */
     struct hp_kv *env;       /* extra environment */
@@ -92,9 +95,33 @@ struct hp_site_opts {
     const char *config_dir;        /* NULL = hp_config_dir() */
 };
 
-/* Resolve profile name. Unknown name: HP_ESITE with a did-you-mean. */
+/* Resolve profile name. Unknown name: HP_ESITE with a did-you-mean.
+ *
+ * Error codes: HP_EINPUT for a file that does not load or does not match the
+ * schema; HP_ESITE for an unknown name, an extends cycle, a profile without
+ * scheduler.type after resolution, a name that differs from its file name,
+ * and bad values (durations, memory sizes, an unknown default partition, a
+ * proxy mode without a proxy, ...); HP_EUSAGE for a bad --set flag or an
+ * error in a value that a --set flag set (the message names the flag).
+ *
+ * Typed view: every char ** list is NULL-terminated and never NULL itself
+ * (empty when the profile has none); optional strings are NULL when absent
+ * or empty. On a local site "auto" (and, for cores, absent) nodes.cores and
+ * nodes.memory are detected on this machine and written into root with the
+ * origin "<detected>"; elsewhere "auto" leaves them 0 (unknown). */
 struct hp_site *hp_site_load(const char *name, const struct hp_site_opts *opts,
                              struct hp_err *err);
+/* Resolve the profile in file path, named after the file (without .yaml or
+ * .yml), as if the file were its user and workflow layers: only the bundled
+ * profile of that name lies below it; `extends` resolves through all layers
+ * as usual. For `hpcport validate FILE` and `hpcport site show FILE`. */
+struct hp_site *hp_site_load_file(const char *path, const struct hp_site_opts *opts,
+                                  struct hp_err *err);
+/* 1 if name is a valid profile name: [A-Za-z0-9][A-Za-z0-9._-]*, at most 128
+ * characters. */
+int hp_site_valid_name(const char *name);
+/* 1 if value is a placeholder the user must fill in, like "<ACCOUNT>". */
+int hp_site_is_placeholder(const char *value);
 void hp_site_free(struct hp_site *s);
 
 /* Origin of the value at pointer (or its nearest ancestor), or "" (borrowed). */
@@ -105,14 +132,21 @@ struct hp_site_entry {
     char *description;  /* may be NULL */
     char *scheduler;    /* may be NULL for a file that only extends */
     char *source;       /* file it was found in (highest layer) */
+    char *error;        /* NULL, or the one-line error that stops this profile
+                           from resolving (then scheduler and description are
+                           NULL) */
 };
-/* All profile names visible through the layers, sorted by name. */
+/* All profile names visible through the layers, sorted by name. Each is
+ * resolved (without opts->sets); a profile that fails to resolve is listed
+ * with its error rather than failing the list. */
 int hp_site_list(const struct hp_site_opts *opts, struct hp_site_entry **out, size_t *n,
                  struct hp_err *err);
 void hp_site_entries_free(struct hp_site_entry *e, size_t n);
 
 /* Partition to use for resources r (explicit name from the workflow or NULL
- * for the default); NULL if the site has no partitions. */
+ * for the default); NULL if the site has no partitions. The default is
+ * default_partition when set, else the first partition listed. An explicit
+ * name the site does not list gives NULL. */
 const struct hp_partition *hp_site_partition(const struct hp_site *s, const char *name);
 
 #endif
