@@ -47,6 +47,7 @@ struct loader {
     size_t nanchors, anchors_alloc;
     size_t nodes;
     json_t *root;
+    int no_pointer;     /* errors about the stream, not a node */
 };
 
 static int lerr(struct loader *L, yaml_mark_t m, const char *fmt, ...)
@@ -58,8 +59,9 @@ static int lerr(struct loader *L, yaml_mark_t m, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* the pointer is meaningful only while a node is being built */
     return hp_err_at(L->err, HP_EINPUT, L->name, (int)m.line + 1, (int)m.column + 1,
-                     L->ptr.len ? L->ptr.buf : NULL, "%s", msg);
+                     L->ptr.len && !L->no_pointer ? L->ptr.buf : NULL, "%s", msg);
 }
 
 void hp_pointer_append(struct hp_buf *b, const char *token)
@@ -282,6 +284,7 @@ static int handle(struct loader *L, yaml_event_t *ev, int *done)
     case YAML_DOCUMENT_END_EVENT:
         return 0;
     case YAML_DOCUMENT_START_EVENT:
+        L->no_pointer = 1;
         if (L->root)
             return lerr(L, ev->start_mark,
                         "a second YAML document in one file; expected exactly one");
@@ -378,6 +381,7 @@ static void offset_to_mark(const char *data, size_t len, size_t off, yaml_mark_t
 static int parser_error(struct loader *L, yaml_parser_t *p)
 {
     yaml_mark_t m = p->problem_mark;
+    L->no_pointer = 1;
     if (p->error == YAML_READER_ERROR) {
         offset_to_mark(L->data, L->len, p->problem_offset, &m);
         if (p->problem_value != -1 && strstr(p->problem ? p->problem : "", "UTF"))

@@ -177,6 +177,9 @@ int64_t hp_parse_duration(const char *s)
         }
         if (*p || n < 2)
             return -1;
+        /* minutes and seconds are 0..59; the leading field may be larger */
+        if (parts[n - 1] > 59 || (n == 3 && parts[1] > 59))
+            return -1;
         if (n == 2)
             total = parts[0] * 60 + parts[1];
         else

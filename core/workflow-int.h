@@ -14,6 +14,7 @@ struct wf_arena {
     struct wf_chunk *head;
 };
 void *wf_alloc(struct wf_arena *a, size_t n);          /* 8-aligned, zeroed */
+char *wf_alloc_chars(struct wf_arena *a, size_t n);    /* unaligned, not zeroed */
 char *wf_strndup(struct wf_arena *a, const char *s, size_t n);
 char *wf_strdup(struct wf_arena *a, const char *s);
 void wf_arena_release(struct wf_arena *a);
@@ -39,6 +40,10 @@ int wf_map_put(struct wf_map *m, const void *key, size_t len, size_t val, size_t
 /* 1 and *val if found, else 0. */
 int wf_map_get(const struct wf_map *m, const void *key, size_t len, size_t *val);
 
+/* Arena strings: base + "/" + escaped token, base + "/" + index. */
+const char *wf_ptr(struct wf_arena *a, const char *base, const char *token);
+const char *wf_ptr_index(struct wf_arena *a, const char *base, size_t index);
+
 /* ---- scalars ---- */
 /* The string form of a scalar as YAML shows it: integers without a decimal
  * point, reals in the shortest form that reads back (integral ones with
@@ -56,6 +61,7 @@ struct wf_param {
     const char **shq;       /* quoted as shell words, built on demand */
     size_t *canon;          /* zip params: first row with an equal value;
                                NULL for product params (values are distinct) */
+    struct wf_map *map;     /* rendered value -> canonical index, or NULL */
     int zip;
 };
 
@@ -153,6 +159,7 @@ struct wf_taskdef {
 struct hp_workflow_priv {
     struct wf_arena arena;
     struct wf_taskdef *td;
+    size_t inst_alloc;
     int expanded;
 };
 
@@ -160,6 +167,6 @@ struct hp_workflow_priv {
 const char *wf_output_problem(const char *path);
 
 #define WF_MAX_VALUES 1000000u   /* values of one parameter */
-#define WF_MAX_DEPS 50000000u    /* dependency edges in one workflow */
+#define WF_MAX_DEPS 20000000u    /* dependency edges in one workflow */
 
 #endif

@@ -8,7 +8,17 @@
  *
  * Dependency semantics: instance B[p] depends on every instance A[q] of each
  * task A in B's `after` list whose values agree with p on the parameters A
- * and B have in common (no common parameter: all instances of A). */
+ * and B have in common (no common parameter: all instances of A), values
+ * compared in their rendered string form. An instance of B for which no
+ * instance of A matches is an error.
+ *
+ * Ownership: every string and array reachable from a struct hp_workflow
+ * belongs to it and is released by hp_workflow_free(); instances share
+ * strings (parameter names and values, constant arguments), so treat them as
+ * read-only and never free them one by one.
+ *
+ * The format, its templates, expansion order and instance ids are described
+ * in hpcport-workflow(5). */
 #ifndef HP_WORKFLOW_H
 #define HP_WORKFLOW_H
 
@@ -40,14 +50,18 @@ struct hp_task {
     char *pointer;      /* JSON pointer of the definition: "/tasks/<name>" */
     size_t first;       /* its instances are wf->inst[first .. first+count) */
     size_t count;
-    char **params;      /* matrix parameter names, NULL-terminated (may be empty) */
+    char **params;      /* matrix parameter names, NULL-terminated (may be empty);
+                           the order of values in instance ids */
+    size_t *after;      /* tasks this one comes after (indices into wf->tasks) */
+    size_t nafter;
 };
 
 struct hp_instance {
     char *id;           /* "name" or "name[p1=v1,p2=v2]" (stable, unique) */
     size_t task;        /* index into wf->tasks */
     char **argv;        /* NULL-terminated; NULL when shell is set */
-    char *shell;        /* script for /bin/sh -c, only when the task says `shell:` */
+    char *shell;        /* script for /bin/sh -c, only when the task says `shell:`;
+                           parameter values appear in it as quoted shell words */
     struct hp_kv *env;
     size_t nenv;
     struct hp_kv *params; /* matrix values as strings, in parameter order */
@@ -58,7 +72,8 @@ struct hp_instance {
     char **outputs;     /* relative paths without "..", NULL-terminated */
     int retries;        /* extra attempts after a failure */
     int network;        /* 1 if the task needs outbound network */
-    size_t *deps;       /* indices into wf->inst */
+    size_t *deps;       /* indices into wf->inst: per task of `after`, in that
+                           order, ascending within each */
     size_t ndeps;
 };
 
@@ -73,6 +88,8 @@ struct hp_workflow {
     struct hp_instance *inst;
     size_t ninst;
     char *site;           /* site whose overrides were applied, or NULL */
+    char *description;    /* NULL if none */
+    struct hp_workflow_priv *priv;  /* internal */
 };
 
 /* Load and validate a workflow file against the embedded schema, check the
