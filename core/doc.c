@@ -284,8 +284,7 @@ static int handle(struct loader *L, yaml_event_t *ev, int *done)
     case YAML_DOCUMENT_END_EVENT:
         return 0;
     case YAML_DOCUMENT_START_EVENT:
-        L->no_pointer = 1;
-        if (L->root)
+        if (L->root && (L->no_pointer = 1))
             return lerr(L, ev->start_mark,
                         "a second YAML document in one file; expected exactly one");
         return 0;
