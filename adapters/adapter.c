@@ -1,1 +1,41 @@
-/* adapters/adapter.c: being written */ typedef int hp_stub_adapter_t;
+/* adapter.c - the registry of built-in adapters and the job state names. */
+#include <string.h>
+#include "adapter.h"
+#include "banned.h"
+
+extern const struct hp_adapter_ops hp_adapter_local;
+extern const struct hp_adapter_ops hp_adapter_slurm;
+/* Further built-ins (pbs, ...) are declared here and listed below. */
+
+static const struct hp_adapter_ops *const builtins[] = {
+    &hp_adapter_local,
+    &hp_adapter_slurm,
+    NULL,
+};
+
+const struct hp_adapter_ops *hp_adapter_find(const char *name)
+{
+    for (size_t i = 0; name && builtins[i]; i++)
+        if (!strcmp(builtins[i]->name, name))
+            return builtins[i];
+    return NULL;
+}
+
+const struct hp_adapter_ops *const *hp_adapter_list(void)
+{
+    return builtins;
+}
+
+const char *hp_jobstate_name(enum hp_jobstate_kind k)
+{
+    static const char *const names[] = {
+        [HP_JOB_NEW] = "new",
+        [HP_JOB_QUEUED] = "queued",
+        [HP_JOB_ACTIVE] = "active",
+        [HP_JOB_COMPLETED] = "completed",
+        [HP_JOB_FAILED] = "failed",
+        [HP_JOB_CANCELED] = "canceled",
+        [HP_JOB_UNKNOWN] = "unknown",
+    };
+    return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}

@@ -201,8 +201,22 @@ static long partition_index(const struct hp_site *s, const struct hp_partition *
     return part ? (long)(part - s->parts) : -1;
 }
 
-/* Choose a partition: explicit, else one that fits GPUs and walltime, else
- * the default. */
+/* Choose a partition: the one named by the workflow; else the default when
+ * it fits (GPUs or not, walltime); else the first that fits; else, for a GPU
+ * task, the first partition with GPUs (so the lint talks about that one);
+ * else the default. */
+static int part_gpus(const struct hp_site *s, const struct hp_partition *c)
+{
+    return c->gpus_per_node >= 0 ? c->gpus_per_node : s->gpus_per_node;
+}
+
+static int part_fits(const struct hp_site *s, const struct hp_partition *c,
+                     const struct hp_instance *in)
+{
+    return (part_gpus(s, c) > 0) == (in->res.gpus > 0) &&
+           (!c->max_walltime || !in->res.walltime || in->res.walltime <= c->max_walltime);
+}
+
 static const struct hp_partition *choose_partition(const struct hp_site *s,
                                                    const struct hp_instance *in)
 {
@@ -211,20 +225,15 @@ static const struct hp_partition *choose_partition(const struct hp_site *s,
     if (!s->nparts)
         return NULL;
     const struct hp_partition *def = hp_site_partition(s, NULL);
-    int want_gpu = in->res.gpus > 0;
-    if (def) {
-        int def_gpus = def->gpus_per_node >= 0 ? def->gpus_per_node : s->gpus_per_node;
-        if ((def_gpus > 0) == want_gpu &&
-            (!def->max_walltime || !in->res.walltime || in->res.walltime <= def->max_walltime))
-            return def;
-    }
-    for (size_t k = 0; k < s->nparts; k++) {
-        const struct hp_partition *c = &s->parts[k];
-        int g = c->gpus_per_node >= 0 ? c->gpus_per_node : s->gpus_per_node;
-        if ((g > 0) == want_gpu &&
-            (!c->max_walltime || !in->res.walltime || in->res.walltime <= c->max_walltime))
-            return c;
-    }
+    if (def && part_fits(s, def, in))
+        return def;
+    for (size_t k = 0; k < s->nparts; k++)
+        if (part_fits(s, &s->parts[k], in))
+            return &s->parts[k];
+    if (in->res.gpus > 0)
+        for (size_t k = 0; k < s->nparts; k++)
+            if (part_gpus(s, &s->parts[k]) > 0)
+                return &s->parts[k];
     return def ? def : &s->parts[0];
 }
 
