@@ -81,7 +81,7 @@ int cmd_plan(int argc, char **argv)
 
     hp_err_init(&err);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
         switch (c) {
         case 's': site_name = optarg; break;
         case 'S': sets[nsets++] = optarg; break;

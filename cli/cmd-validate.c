@@ -106,7 +106,7 @@ int cmd_validate(int argc, char **argv)
     const char *type = NULL;
     int json = 0, quiet = hp_cli.quiet, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+t:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:qh", opts, NULL)) != -1) {
         switch (c) {
         case 't':
             if (strcmp(optarg, "workflow") && strcmp(optarg, "site"))

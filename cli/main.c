@@ -129,7 +129,7 @@ int cmd_help(int argc, char **argv)
         return 0;
     }
     if (hp_cli_is_help(argv[1])) {
-        puts("usage: hpcport help [<command>]");
+        puts("usage: hpcport help [COMMAND]");
         return 0;
     }
     const struct cmd *c = find_command(argv[1]);
