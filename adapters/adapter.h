@@ -82,6 +82,12 @@ struct hp_adapter_ops {
     /* Create / destroy the adapter's private state for site. Optional. */
     void *(*open)(const struct hp_site *site, struct hp_err *err);
     void (*close)(void *impl);
+    /* Track again a job that an earlier process submitted for spec (the same
+     * attempt) under job_id, before its status is asked: lets an adapter with
+     * client-side state (local: cores in use, the result file) know it.
+     * Optional. */
+    int (*adopt)(void *impl, const struct hp_jobspec *spec, const char *job_id,
+                 struct hp_err *err);
 };
 
 /* Built-in adapters by name ("local", "slurm", ...), NULL if unknown. */

@@ -1,2 +1,299 @@
+/* cmd-status.c - hpcport status: campaigns and the state of their tasks. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include "campaign.h"
 #include "cli.h"
-int cmd_status(int argc, char **argv) { (void)argc; (void)argv; return hp_cli_fail(1, "not yet"); }
+#include "util.h"
+#include "banned.h"
+
+static const char usage[] =
+    "usage: hpcport status [CAMPAIGN] [--json] [--tasks] [--state STATE]\n"
+    "                      [--state-dir DIR]\n";
+
+static const char help[] =
+    "\n"
+    "Without a campaign: one line per campaign in the state directory with its\n"
+    "site, instance counts and state (running while an 'hpcport run' works on\n"
+    "it). With a campaign: its counts per state and, with --tasks, one line per\n"
+    "task instance (id, state, attempts, exit status, reason).\n"
+    "\n"
+    "options:\n"
+    "    --tasks               list the task instances\n"
+    "    --state STATE         only instances in STATE (new, queued, active,\n"
+    "                          completed, failed, canceled); implies --tasks\n"
+    "    --json                print JSON\n"
+    "    --state-dir DIR       campaign state directory (default:\n"
+    "                          $HPCPORT_STATE_DIR, else $XDG_STATE_HOME/hpcport)\n"
+    "    -h, --help            show this help\n"
+    "\n"
+    "exit status: 0 success, 2 usage error, 7 unreadable state, 8 no such\n"
+    "campaign.\n";
+
+/* The stored status says "running" until its engine ends; an engine that
+ * was killed never says otherwise, and no engine holds the run lock. */
+static const char *live_state(const char *stored, pid_t engine)
+{
+    if (engine)
+        return "running";
+    if (!stored)
+        return "?";
+    return strcmp(stored, "running") ? stored : "interrupted";
+}
+
+static const char *campaign_state(const struct hp_campaign_entry *c)
+{
+    return live_state(c->info.status, c->engine);
+}
+
+static int list_campaigns(const char *state_dir, int json)
+{
+    struct hp_campaign_entry *v;
+    size_t n;
+    struct hp_err err;
+    hp_err_init(&err);
+    if (hp_campaign_list(state_dir, &v, &n, &err) < 0)
+        return hp_cli_error(&err);
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            const struct hp_campaign_entry *c = &v[i];
+            json_array_append_new(arr, json_pack(
+                "{s:s, s:s?, s:s?, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s?, s:f, s:I}",
+                "id", c->id, "site", c->info.site, "workflow", c->info.workflow_path,
+                "state", campaign_state(c), "total", (json_int_t)c->total,
+                "completed", (json_int_t)c->count[HP_IS_COMPLETED],
+                "running", (json_int_t)(c->count[HP_IS_QUEUED] + c->count[HP_IS_ACTIVE]),
+                "failed", (json_int_t)c->count[HP_IS_FAILED],
+                "canceled", (json_int_t)c->count[HP_IS_CANCELED],
+                "new", (json_int_t)c->count[HP_IS_NEW], "dir", c->dir,
+                "created", c->info.created, "engine_pid", (json_int_t)c->engine));
+        }
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(arr);
+    } else if (!n) {
+        if (!hp_cli.quiet)
+            fprintf(stderr, "hpcport: no campaigns yet; 'hpcport run WORKFLOW' starts one\n");
+    } else {
+        int w = 8;
+        for (size_t i = 0; i < n; i++)
+            if ((int)strlen(v[i].id) > w)
+                w = (int)strlen(v[i].id);
+        printf("%-*s  %-12s %8s %8s %8s %8s  %s\n", w, "ID", "SITE", "TOTAL", "DONE", "RUNNING",
+               "FAILED", "STATE");
+        for (size_t i = 0; i < n; i++) {
+            const struct hp_campaign_entry *c = &v[i];
+            printf("%-*s  %-12s %8zu %8zu %8zu %8zu  %s\n", w, c->id,
+                   c->info.site ? c->info.site : "?", c->total, c->count[HP_IS_COMPLETED],
+                   c->count[HP_IS_QUEUED] + c->count[HP_IS_ACTIVE],
+                   c->count[HP_IS_FAILED] + c->count[HP_IS_CANCELED], campaign_state(c));
+        }
+    }
+    hp_campaign_entries_free(v, n);
+    return 0;
+}
+
+struct rows_ctx {
+    json_t *arr;
+    size_t n;
+    int w;
+};
+
+static void exit_text(const struct hp_inst_row *r, char *buf, size_t len)
+{
+    if (r->timed_out)
+        snprintf(buf, len, "timeout");
+    else if (r->signal > 0)
+        snprintf(buf, len, "sig %d", r->signal);
+    else if (r->exit_code >= 0)
+        snprintf(buf, len, "%d", r->exit_code);
+    else
+        snprintf(buf, len, "-");
+}
+
+static int on_row(void *ctx, const struct hp_inst_row *r)
+{
+    struct rows_ctx *c = ctx;
+    c->n++;
+    if (c->arr) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s?, s:s?}", "id", r->id, "task", r->task,
+                              "state", hp_istate_name(r->state), "attempts", r->attempts,
+                              "reason", r->reason, "job_id", r->job_id);
+        json_object_set_new(o, "exit_code", r->exit_code >= 0 ? json_integer(r->exit_code)
+                                                              : json_null());
+        json_object_set_new(o, "signal", r->signal > 0 ? json_integer(r->signal) : json_null());
+        json_object_set_new(o, "timed_out", json_boolean(r->timed_out));
+        json_object_set_new(o, "submitted", r->submitted > 0 ? json_real(r->submitted)
+                                                             : json_null());
+        json_object_set_new(o, "started", r->started > 0 ? json_real(r->started) : json_null());
+        json_object_set_new(o, "ended", r->ended > 0 ? json_real(r->ended) : json_null());
+        json_array_append_new(c->arr, o);
+        return 0;
+    }
+    char ex[32];
+    exit_text(r, ex, sizeof(ex));
+    /* Ids may hold any byte; keep one line per instance. */
+    struct hp_buf id = HP_BUF_INIT;
+    for (const char *p = r->id; *p; p++)
+        if (*p == '\n' || *p == '\t')
+            hp_buf_adds(&id, *p == '\n' ? "\\n" : "\\t");
+        else
+            hp_buf_addch(&id, *p);
+    printf("%-*s  %-9s %8d %7s  %s\n", c->w, id.buf, hp_istate_name(r->state), r->attempts, ex,
+           r->reason ? r->reason : "");
+    hp_buf_release(&id);
+    return 0;
+}
+
+static int width_row(void *ctx, const struct hp_inst_row *r)
+{
+    struct rows_ctx *c = ctx;
+    int l = (int)strlen(r->id);
+    if (l > c->w)
+        c->w = l < 60 ? l : 60;
+    return 0;
+}
+
+static int show_campaign(const char *state_dir, const char *id, int json, int tasks, int state)
+{
+    struct hp_err err;
+    char *dir = NULL;
+    int rc = 0;
+    hp_err_init(&err);
+    struct hp_state *st = hp_campaign_open(state_dir, id, &dir, &err);
+    if (!st)
+        return hp_cli_error(&err);
+    struct hp_campaign_info ci;
+    size_t count[HP_IS__COUNT], total = 0;
+    if (hp_state_get_campaign(st, &ci, &err) != 0 || hp_state_counts(st, count, &err) < 0) {
+        if (!err.code)
+            hp_err_set(&err, HP_ESTATE, "%s holds no campaign", hp_state_path(st));
+        rc = hp_cli_error(&err);
+        hp_state_close(st);
+        free(dir);
+        return rc;
+    }
+    for (int k = 0; k < HP_IS__COUNT; k++)
+        total += count[k];
+    pid_t engine = hp_campaign_engine(dir);
+    const char *cstate = live_state(ci.status, engine);
+    if (json) {
+        json_t *counts = json_object();
+        for (int k = 0; k < HP_IS__COUNT; k++)
+            json_object_set_new(counts, hp_istate_name((enum hp_istate)k),
+                                json_integer((json_int_t)count[k]));
+        json_t *doc = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:I, s:o, s:f, s:I, s:s?}",
+            "id", ci.id, "site", ci.site, "workflow", ci.workflow_path,
+            "workflow_name", ci.workflow_name, "state", cstate, "dir", dir,
+            "total", (json_int_t)total, "counts", counts, "created", ci.created,
+            "engine_pid", (json_int_t)engine, "version", ci.version);
+        if (tasks) {
+            struct rows_ctx c = { .arr = json_array() };
+            if (hp_state_each_instance(st, state, on_row, &c, &err) < 0) {
+                json_decref(c.arr);
+                json_decref(doc);
+                rc = hp_cli_error(&err);
+                goto out;
+            }
+            json_object_set_new(doc, "instances", c.arr);
+        }
+        json_dumpf(doc, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(doc);
+        goto out;
+    }
+    char when[64] = "?";
+    time_t t = (time_t)ci.created;
+    struct tm tm;
+    if (localtime_r(&t, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    printf("campaign:  %s\n", ci.id);
+    printf("site:      %s\n", ci.site);
+    if (ci.workflow_path)
+        printf("workflow:  %s\n", ci.workflow_path);
+    printf("created:   %s\n", when);
+    if (engine)
+        printf("state:     running (hpcport pid %d)\n", (int)engine);
+    else
+        printf("state:     %s\n", cstate);
+    printf("instances: %zu\n", total);
+    for (int k = 0; k < HP_IS__COUNT; k++)
+        if (count[k] || k == HP_IS_COMPLETED)
+            printf("  %-10s %zu\n", hp_istate_name((enum hp_istate)k), count[k]);
+    if (tasks) {
+        struct rows_ctx c = { .w = 8 };
+        if (hp_state_each_instance(st, state, width_row, &c, &err) < 0) {
+            rc = hp_cli_error(&err);
+            goto out;
+        }
+        printf("\n%-*s  %-9s %8s %7s  %s\n", c.w, "ID", "STATE", "ATTEMPTS", "EXIT", "REASON");
+        if (hp_state_each_instance(st, state, on_row, &c, &err) < 0) {
+            rc = hp_cli_error(&err);
+            goto out;
+        }
+    }
+out:
+    hp_campaign_info_release(&ci);
+    hp_state_close(st);
+    free(dir);
+    return rc;
+}
+
+int cmd_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "json", no_argument, NULL, 'j' },
+        { "tasks", no_argument, NULL, 't' },
+        { "state", required_argument, NULL, 'S' },
+        { "state-dir", required_argument, NULL, 'd' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *state_dir = getenv("HPCPORT_STATE_DIR");
+    int json = 0, tasks = 0, state = -1, c;
+    if (state_dir && !*state_dir)
+        state_dir = NULL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 't': tasks = 1; break;
+        case 'd': state_dir = optarg; break;
+        case 'S':
+            state = hp_istate_parse(optarg);
+            if (state < 0) {
+                const char *names[HP_IS__COUNT + 1];
+                for (int k = 0; k < HP_IS__COUNT; k++)
+                    names[k] = hp_istate_name((enum hp_istate)k);
+                names[HP_IS__COUNT] = NULL;
+                const char *s = hp_suggest(optarg, names);
+                if (s)
+                    return hp_cli_usage_error(usage, "unknown state '%s' (did you mean '%s'?)",
+                                              optarg, s);
+                return hp_cli_usage_error(usage, "unknown state '%s'; states are new, queued, "
+                                          "active, completed, failed, canceled", optarg);
+            }
+            tasks = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            fputs(help, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return HP_EUSAGE;
+        }
+    }
+    if (argc - optind > 1)
+        return hp_cli_usage_error(usage, "more than one campaign given");
+    if (optind == argc) {
+        if (tasks)
+            return hp_cli_usage_error(usage, "--tasks and --state need a campaign");
+        return list_campaigns(state_dir, json);
+    }
+    return show_campaign(state_dir, argv[optind], json, tasks, state);
+}

@@ -22,6 +22,7 @@
 #define FLUSH_INTERVAL 0.05   /* seconds a state change may wait for its commit */
 #define POLL_MAX 1.0          /* longest wait: external cancels are seen this fast */
 #define MAX_LOST 5            /* resubmissions of a job that vanished */
+#define CANCEL_CHECK 0.25     /* seconds between looks for cancels by others */
 
 struct irt {
     int64_t n;               /* database row */
@@ -67,7 +68,7 @@ struct engine {
     size_t count[HP_IS__COUNT];
     struct hp_campaign_progress prog;
     size_t user_canceled;
-    double t0, last_flush, last_progress;
+    double t0, last_flush, last_progress, last_cancel_check;
     int64_t data_version;
 };
 
@@ -596,6 +597,10 @@ static int on_canceled_row(void *ctx, const struct hp_inst_row *row)
 static int check_cancels(struct engine *e, struct hp_err *err)
 {
     int64_t v;
+    double now = hp_now();
+    if (now - e->last_cancel_check < CANCEL_CHECK)
+        return 0;
+    e->last_cancel_check = now;
     if (hp_state_data_version(e->st, &v, err) < 0)
         return -1;
     if (v == e->data_version)
@@ -661,10 +666,6 @@ pid_t hp_campaign_engine(const char *dir)
     close(fd);
     return pid;
 }
-
-struct load_ctx {
-    struct engine *e;
-};
 
 static int on_loaded_row(void *ctx, const struct hp_inst_row *row)
 {
@@ -1175,6 +1176,7 @@ struct find_ctx {
     size_t nmatch, alloc;
     char **cands;               /* ids and task names, for suggestions */
     size_t ncand, calloc_;
+    const char *last_task;      /* borrowed from cands */
 };
 
 static int on_find_row(void *ctx, const struct hp_inst_row *row)
@@ -1192,8 +1194,10 @@ static int on_find_row(void *ctx, const struct hp_inst_row *row)
     }
     HP_ALLOC_GROW(f->cands, f->ncand + 3, f->calloc_);
     f->cands[f->ncand++] = hp_xstrdup(row->id);
-    if (row->task && (!f->ncand || f->ncand < 2 || strcmp(f->cands[f->ncand - 2], row->task)))
+    if (row->task && (!f->last_task || strcmp(f->last_task, row->task))) {
         f->cands[f->ncand++] = hp_xstrdup(row->task);
+        f->last_task = f->cands[f->ncand - 1];
+    }
     f->cands[f->ncand] = NULL;
     return 0;
 }

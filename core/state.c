@@ -46,6 +46,7 @@ enum stmt_id {
     S_GET_ATTEMPTS,
     S_CANCEL_ALL,
     S_CANCEL_ONE,
+    S_DATA_VERSION,
     S__COUNT
 };
 
@@ -76,6 +77,7 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_CANCEL_ONE] = "UPDATE instances SET state = 'canceled', reason = ?1, "
                      "ended = coalesce(ended, ?2) WHERE (id = ?3 OR task = ?3) AND "
                      "state IN ('new', 'queued', 'active')",
+    [S_DATA_VERSION] = "PRAGMA data_version",
 };
 
 struct hp_state {
@@ -369,16 +371,14 @@ int hp_state_in_tx(const struct hp_state *st)
 
 int hp_state_data_version(struct hp_state *st, int64_t *out, struct hp_err *err)
 {
-    int64_t v;
     /* sqlite3_file_control(SQLITE_FCNTL_DATA_VERSION) would also count our
      * own commits; the pragma counts only other connections'. */
-    static const char sql[] = "PRAGMA data_version";
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-        return db_error(st, err, "reading the data version");
+    sqlite3_stmt *s = stmt(st, S_DATA_VERSION, err);
+    if (!s)
+        return -1;
     int rc = sqlite3_step(s);
-    v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_finalize(s);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
     if (rc != SQLITE_ROW)
         return db_error(st, err, "reading the data version");
     *out = v;
