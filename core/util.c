@@ -57,16 +57,13 @@ char *hp_xstrndup(const char *s, size_t n)
 
 char *hp_xasprintf(const char *fmt, ...)
 {
-    va_list ap, cp;
+    va_list ap;
+    char *p = NULL;
     va_start(ap, fmt);
-    va_copy(cp, ap);
-    int n = vsnprintf(NULL, 0, fmt, cp);
-    va_end(cp);
-    if (n < 0)
-        n = 0;
-    char *p = hp_xmalloc((size_t)n + 1);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    int n = vasprintf(&p, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        oom(strlen(fmt));
     return p;
 }
 

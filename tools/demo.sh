@@ -5,12 +5,18 @@ cd "$(dirname "$0")/.."
 sh tools/install-deps.sh
 [ -d build/meson-info ] || meson setup build --buildtype=release >/dev/null
 ninja -C build >/dev/null
-export HPCPORT_STATE_DIR="${HPCPORT_STATE_DIR:-$PWD/build/demo-state}"
-HP=./build/cli/hpcport
+# Tasks on the local site run in the workflow's directory: run the demo on a
+# copy so the examples stay clean.
+rm -rf build/demo && mkdir -p build/demo && cp -r examples/hello examples/sweep build/demo/
+export HPCPORT_STATE_DIR="$PWD/build/demo/state"
+HP=$PWD/build/cli/hpcport
+cd build/demo
 set -x
-$HP validate examples/hello/hello.yaml examples/sweep/sweep.yaml
-$HP plan examples/sweep/sweep.yaml --site local
-$HP run examples/hello/hello.yaml --site local
-$HP run examples/sweep/sweep.yaml --site local
+$HP validate hello/hello.yaml sweep/sweep.yaml
+$HP plan sweep/sweep.yaml --site local
+$HP run hello/hello.yaml --site local
+$HP run sweep/sweep.yaml --site local
 $HP status
 $HP status sweep --tasks
+$HP logs sweep summary
+cat sweep/summary.txt

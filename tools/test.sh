@@ -7,7 +7,11 @@ sh tools/install-deps.sh --test
 B=build-test
 [ -d $B/meson-info ] || meson setup $B -Db_sanitize=address,undefined -Dwerror=true \
     -Db_lundef=false >/dev/null
-ninja -C $B
+if ! ninja -C $B; then
+    echo "the build failed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 set +e
