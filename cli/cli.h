@@ -4,6 +4,10 @@
 
 #include <stdio.h>
 #include "err.h"
+#include "buf.h"
+#include "plan.h"
+#include "site.h"
+#include "workflow.h"
 
 struct hp_cli {
     int verbose;        /* -v count */
@@ -40,5 +44,22 @@ int hp_cli_usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* True if the argument is -h or --help. */
 int hp_cli_is_help(const char *arg);
+
+/* The workflow, site and plan a command line names. */
+struct hp_cli_plan {
+    struct hp_workflow *wf;
+    struct hp_site *site;
+    struct hp_plan *plan;
+};
+/* Load the workflow, expand it for the site, resolve the site with the
+ * workflow's directory and --set flags, and build the plan. On failure the
+ * parts built so far stay in cp (release them with hp_cli_plan_release). */
+int hp_cli_plan_load(struct hp_cli_plan *cp, const char *wf_path, const char *site_name,
+                     const char *const *sets, size_t nsets, const char *campaign,
+                     const char *state_dir, struct hp_err *err);
+void hp_cli_plan_release(struct hp_cli_plan *cp);
+/* One lint as a GNU-style line: workflow:line:col: level: message [rule]
+ * (site rule at origin). */
+void hp_cli_lint_line(const struct hp_plan *p, const struct hp_lint *l, struct hp_buf *out);
 
 #endif

@@ -38,24 +38,6 @@ static const char help[] =
     "exit status: 0 no lint errors (warnings allowed), 5 lint errors, 3 invalid\n"
     "workflow, 4 site problem, 2 usage error.\n";
 
-static void lint_line(const struct hp_plan *p, const struct hp_lint *l, struct hp_buf *out)
-{
-    struct hp_pos pos = { 0, 0 };
-    const struct hp_doc *doc = p->wf->doc;
-    const char *ptr = l->pointer ? l->pointer : "";
-    if (l->pointer)
-        hp_doc_pos(doc, ptr, 0, &pos);
-    if (l->pointer && pos.line)
-        hp_buf_addf(out, "%s:%d:%d: ", doc->file, pos.line, pos.col);
-    else
-        hp_buf_addf(out, "%s: ", doc->file);
-    hp_buf_addf(out, "%s: %s [%s]", l->level == HP_LINT_ERROR ? "error" : "warning",
-                l->message, l->rule);
-    if (l->site_origin)
-        hp_buf_addf(out, " (site rule at %s)", l->site_origin);
-    hp_buf_addch(out, '\n');
-}
-
 int cmd_plan(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -74,9 +56,7 @@ int cmd_plan(int argc, char **argv)
     size_t nsets = 0;
     int all = 0, lint_only = 0, json = 0, c, rc = 0;
     struct hp_err err;
-    struct hp_workflow *wf = NULL;
-    struct hp_site *site = NULL;
-    struct hp_plan *plan = NULL;
+    struct hp_cli_plan cp = { 0 };
     struct hp_buf out = HP_BUF_INIT;
 
     hp_err_init(&err);
@@ -106,17 +86,12 @@ int cmd_plan(int argc, char **argv)
         return hp_cli_usage_error(usage, optind >= argc ? "no workflow given"
                                                         : "more than one workflow given");
     }
-    wf = hp_workflow_load(argv[optind], &err);
-    if (!wf || hp_workflow_expand(wf, site_name, 0, &err) < 0)
+    if (hp_cli_plan_load(&cp, argv[optind], site_name, sets, nsets, campaign, state_dir,
+                         &err) < 0)
         goto fail;
-    struct hp_site_opts so = { .workflow_dir = wf->dir, .sets = sets, .nsets = nsets };
-    site = hp_site_load(site_name, &so, &err);
-    if (!site)
-        goto fail;
-    struct hp_plan_opts po = { .campaign = campaign, .state_dir = state_dir };
-    plan = hp_plan_new(wf, site, &po, &err);
-    if (!plan)
-        goto fail;
+    const struct hp_workflow *wf = cp.wf;
+    const struct hp_site *site = cp.site;
+    const struct hp_plan *plan = cp.plan;
 
     json_t *jobs = json ? json_array() : NULL;
     size_t shown = 0;
@@ -187,7 +162,7 @@ int cmd_plan(int argc, char **argv)
                         plan->nerrors == 1 ? "" : "s", plan->nlints - plan->nerrors,
                         plan->nlints - plan->nerrors == 1 ? "" : "s");
             for (size_t i = 0; i < plan->nlints; i++)
-                lint_line(plan, &plan->lints[i], &out);
+                hp_cli_lint_line(plan, &plan->lints[i], &out);
         } else {
             hp_buf_adds(&out, "\n# lint: no problems found\n");
         }
@@ -199,9 +174,7 @@ fail:
     rc = hp_cli_error(&err);
 out:
     hp_buf_release(&out);
-    hp_plan_free(plan);
-    hp_site_free(site);
-    hp_workflow_free(wf);
+    hp_cli_plan_release(&cp);
     free(sets);
     return rc;
 }

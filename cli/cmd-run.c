@@ -97,25 +97,15 @@ static void on_event(void *ctx, int level, const char *msg)
 
 static void print_lints(const struct hp_plan *p, int errors_only)
 {
+    struct hp_buf b = HP_BUF_INIT;
     for (size_t i = 0; i < p->nlints; i++) {
         const struct hp_lint *l = &p->lints[i];
-        if (errors_only && l->level != HP_LINT_ERROR)
+        if ((errors_only || hp_cli.quiet) && l->level != HP_LINT_ERROR)
             continue;
-        if (l->level != HP_LINT_ERROR && hp_cli.quiet)
-            continue;
-        struct hp_pos pos = { 0, 0 };
-        if (l->pointer)
-            hp_doc_pos(p->wf->doc, l->pointer, 0, &pos);
-        if (pos.line)
-            fprintf(stderr, "%s:%d:%d: ", p->wf->doc->file, pos.line, pos.col);
-        else
-            fprintf(stderr, "%s: ", p->wf->doc->file);
-        fprintf(stderr, "%s: %s [%s]", l->level == HP_LINT_ERROR ? "error" : "warning",
-                l->message, l->rule);
-        if (l->site_origin)
-            fprintf(stderr, " (site rule at %s)", l->site_origin);
-        fputc('\n', stderr);
+        hp_cli_lint_line(p, l, &b);
     }
+    fputs(b.buf, stderr);
+    hp_buf_release(&b);
 }
 
 struct failed_list {
@@ -203,9 +193,10 @@ int cmd_run(int argc, char **argv)
     long max_parallel = 0;
     int json = 0, dry = 0, c, rc = 0;
     struct hp_err err;
-    struct hp_workflow *wf = NULL;
-    struct hp_site *site = NULL;
-    struct hp_plan *plan = NULL;
+    struct hp_cli_plan cp = { 0 };
+    struct hp_workflow *wf;
+    struct hp_site *site;
+    struct hp_plan *plan;
     char *abs_wf = NULL;
 
     if (state_dir && !*state_dir)
@@ -254,17 +245,11 @@ int cmd_run(int argc, char **argv)
     const char *wf_path = argv[optind];
     abs_wf = realpath(wf_path, NULL);
 
-    wf = hp_workflow_load(wf_path, &err);
-    if (!wf || hp_workflow_expand(wf, site_name, 0, &err) < 0)
+    if (hp_cli_plan_load(&cp, wf_path, site_name, sets, nsets, campaign, state_dir, &err) < 0)
         goto fail;
-    struct hp_site_opts so = { .workflow_dir = wf->dir, .sets = sets, .nsets = nsets };
-    site = hp_site_load(site_name, &so, &err);
-    if (!site)
-        goto fail;
-    struct hp_plan_opts po = { .campaign = campaign, .state_dir = state_dir };
-    plan = hp_plan_new(wf, site, &po, &err);
-    if (!plan)
-        goto fail;
+    wf = cp.wf;
+    site = cp.site;
+    plan = cp.plan;
     if (plan->nerrors) {
         print_lints(plan, 0);
         rc = hp_cli_fail(HP_ELINT, "the plan has %zu lint error%s; nothing was run ('hpcport "
@@ -372,9 +357,7 @@ int cmd_run(int argc, char **argv)
 fail:
     rc = hp_cli_error(&err);
 out:
-    hp_plan_free(plan);
-    hp_site_free(site);
-    hp_workflow_free(wf);
+    hp_cli_plan_release(&cp);
     free(abs_wf);
     free(sets);
     return rc;
