@@ -3,7 +3,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh tools/install-deps.sh
-[ -d build/meson-info ] || meson setup build --buildtype=release >/dev/null
+[ -f build/build.ninja ] || meson setup --wipe build --buildtype=release >/dev/null 2>&1 || meson setup build --buildtype=release >/dev/null
 ninja -C build >/dev/null
 # Tasks on the local site run in the workflow's directory: run the demo on a
 # copy so the examples stay clean.

@@ -5,8 +5,8 @@ set -eu
 cd "$(dirname "$0")/.."
 sh tools/install-deps.sh --test
 B=build-test
-[ -d $B/meson-info ] || meson setup $B -Db_sanitize=address,undefined -Dwerror=true \
-    -Db_lundef=false >/dev/null
+[ -f $B/build.ninja ] || { rm -rf $B; meson setup $B -Dtests=enabled -Db_sanitize=address,undefined \
+    -Dwerror=true -Db_lundef=false >/dev/null; }
 if ! ninja -C $B; then
     echo "the build failed"
     echo "0 passed, 1 failed"
