@@ -236,7 +236,7 @@ start_db() {
         render "$HERE/mariadb.cnf.in" "$MYCNF" DIR="$DIR" PORT="$DB_PORT"
         if [ ! -d "$DIR/db/data/mysql" ]; then
             mariadb-install-db --defaults-file="$MYCNF" --auth-root-authentication-method=normal \
-                --skip-test-db > "$DIR/db/install.log" 2>&1 ||
+                --skip-test-db --force > "$DIR/db/install.log" 2>&1 ||
                 die "mariadb-install-db failed; see $DIR/db/install.log"
         fi
         daemon setsid -f mariadbd --defaults-file="$MYCNF"
