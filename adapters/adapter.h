@@ -16,6 +16,7 @@
 
 struct hp_site;
 struct hp_conn;     /* a transport to the site; NULL for the local adapter */
+struct hp_plan;
 
 /* One attempt of one task instance, fully resolved for a site. All strings
  * are borrowed from the plan that built the spec. */
@@ -60,12 +61,46 @@ struct hp_jobstate {
 
 const char *hp_jobstate_name(enum hp_jobstate_kind k);
 
+/* ---- live site checks (`hpcport site check`) ---- */
+
+enum hp_check_status { HP_CHECK_OK = 0, HP_CHECK_WARN, HP_CHECK_FAIL, HP_CHECK_SKIP };
+
+struct hp_check_row {
+    char *check;                  /* "reachable", "partition 'debug'", ... */
+    enum hp_check_status status;
+    char *detail;                 /* what was found; for FAIL, what to do */
+    char *origin;                 /* "file:line:col" of the profile value the
+                                     row checks, or NULL */
+};
+
+struct hp_check_report {
+    struct hp_check_row *rows;
+    size_t n, alloc;
+};
+
+struct hp_check_opts {
+    int no_job;                   /* skip the checks that submit a job */
+    double job_timeout;           /* seconds to wait for the probe job (0: 120) */
+};
+
+/* Append a row; origin may be NULL or "". */
+void hp_check_add(struct hp_check_report *r, enum hp_check_status st, const char *check,
+                  const char *origin, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void hp_check_report_release(struct hp_check_report *r);
+/* "ok", "warn", "FAIL", "skip" */
+const char *hp_check_status_name(enum hp_check_status s);
+
 struct hp_adapter_ops {
     const char *name;
     /* Pure: render the batch script for spec on site into out. Required. */
     int (*render)(const struct hp_jobspec *spec, const struct hp_site *site,
                   struct hp_buf *out, struct hp_err *err);
-    /* Submit; *job_id is a new string. Optional (NULL: cannot submit). */
+    /* Submit; *job_id is a new string. Optional (NULL: cannot submit).
+     * Returns 0, -1 (err: this attempt failed), or 1 (err says why): not
+     * now -- the site cannot be reached or the scheduler is busy; it is
+     * safe to submit the same attempt again later (the adapter then finds
+     * a job that was created after all, by its token). */
     int (*submit)(void *impl, const struct hp_jobspec *spec, char **job_id,
                   struct hp_err *err);
     /* Query n jobs. Optional. */
@@ -88,6 +123,32 @@ struct hp_adapter_ops {
      * Optional. */
     int (*adopt)(void *impl, const struct hp_jobspec *spec, const char *job_id,
                  struct hp_err *err);
+
+    /* ---- hooks for sites reached through a connection (slurm); the engine
+     * calls each only when it is not NULL. ---- */
+
+    /* Once per engine run, after open and before the first submit: make
+     * the site ready for plan -- create the campaign's directories there
+     * and upload the workflow's declared inputs (core/stage.h). local_dir
+     * is the campaign's directory on this machine (state.db, fetched logs).
+     * plan and local_dir stay valid until close. Optional. */
+    int (*prepare)(void *impl, const struct hp_plan *plan, const char *local_dir,
+                   struct hp_err *err);
+    /* After the job of spec (instance index i of the plan given to prepare)
+     * reached the final state js, before the engine records it: fetch what
+     * the attempt left on the site (stdout/stderr into local_dir's logs/,
+     * declared outputs into the workflow's directory). Returns 0, or -1
+     * when it could not: the engine asks the job's status and calls it again
+     * at later polls, and after a few minutes records the attempt as failed
+     * with err's message. Optional. */
+    int (*collect)(void *impl, size_t i, const struct hp_jobspec *spec,
+                   const struct hp_jobstate *js, struct hp_err *err);
+    /* `hpcport site check`: run live checks of site (opening its own
+     * connection) and append one row per check to rep. Returns 0 when the
+     * checks ran (rows may say FAIL), -1 with err when they could not.
+     * Optional (the command then says the scheduler has no live checks). */
+    int (*check)(const struct hp_site *site, const struct hp_check_opts *opts,
+                 struct hp_check_report *rep, struct hp_err *err);
 };
 
 /* Built-in adapters by name ("local", "slurm", ...), NULL if unknown. */

@@ -22,14 +22,27 @@ typedef int (*hp_cmd_fn)(int argc, char **argv);
 
 /* Each subcommand: argv[0] is the subcommand name. Returns the exit status. */
 int cmd_cancel(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+int cmd_disconnect(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_site(int argc, char **argv);
+int cmd_ssh(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+
+/* cmd-connect.c: register the terminal ui for authentication prompts
+ * (passphrases, one-time codes, host key questions read from /dev/tty). */
+void hp_cli_auth_init(void);
+/* Resolve site NAME (or a profile FILE) with the --workflow/--dir/--set
+ * options most commands take (workflow and dir may be NULL). */
+struct hp_site;
+struct hp_site *hp_cli_site(const char *name, const char *workflow, const char *dir,
+                            const char *const *sets, size_t nsets, struct hp_err *err);
 
 /* Print err as one GNU-style line on stderr; returns err->code (or 1). */
 int hp_cli_error(const struct hp_err *err);

@@ -142,12 +142,10 @@ int cmd_logs(int argc, char **argv)
     }
     if (!out_path || !err_path) {
         /* Not recorded (yet): the layout of plan.h. */
-        char *safe = hp_safe_id(row.id);
         if (!out_path)
-            out_path = hp_xasprintf("%s/logs/%s/%d.out", dir, safe, attempt);
+            out_path = hp_plan_logfile(dir, row.id, attempt, "out");
         if (!err_path)
-            err_path = hp_xasprintf("%s/logs/%s/%d.err", dir, safe, attempt);
-        free(safe);
+            err_path = hp_plan_logfile(dir, row.id, attempt, "err");
     }
     int missing = 0, found = 0;
     if (want_out) {

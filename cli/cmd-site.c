@@ -1,6 +1,6 @@
-/* cmd-site.c - hpcport site list | show: the profiles visible from here, and
- * one resolved profile with the origin of every value (like
- * `git config --list --show-origin`). */
+/* cmd-site.c - hpcport site list | show | trust | check: the profiles visible from
+ * here, one resolved profile with the origin of every value (like
+ * `git config --list --show-origin`), and trusting a site's host keys. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,9 @@
 #include "cli.h"
 #include "buf.h"
 #include "doc.h"
+#include "adapter.h"
 #include "site.h"
+#include "ssh.h"
 #include "util.h"
 #include "banned.h"
 
@@ -19,10 +21,18 @@ static const char list_usage[] =
 static const char show_usage[] =
     "usage: hpcport site show NAME [--set KEY=VALUE]... [--workflow FILE|--dir DIR] [--json] "
     "[--no-origin]\n";
+static const char trust_usage[] =
+    "usage: hpcport site trust NAME [--yes] [--set KEY=VALUE]... [--workflow FILE|--dir DIR]\n";
+static const char check_usage[] =
+    "usage: hpcport site check NAME [--json] [--no-job] [--job-timeout DURATION] "
+    "[--set KEY=VALUE]... [--workflow FILE|--dir DIR]\n";
 static const char site_usage[] =
     "usage: hpcport site list [--json] [--workflow FILE|--dir DIR]\n"
     "   or: hpcport site show NAME [--set KEY=VALUE]... [--workflow FILE|--dir DIR] [--json] "
-    "[--no-origin]\n";
+    "[--no-origin]\n"
+    "   or: hpcport site trust NAME [--yes] [--set KEY=VALUE]... [--workflow FILE|--dir DIR]\n"
+    "   or: hpcport site check NAME [--json] [--no-job] [--job-timeout DURATION] "
+    "[--set KEY=VALUE]... [--workflow FILE|--dir DIR]\n";
 
 static const char layers_help[] =
     "A profile NAME is resolved from layers, lowest first: the bundled profile,\n"
@@ -36,6 +46,8 @@ static const char site_help[] =
     "commands:\n"
     "    list    the profiles visible here: NAME, SCHEDULER, SOURCE, DESCRIPTION\n"
     "    show    one profile as KEY=VALUE lines, each after the file:line:col that set it\n"
+    "    trust   show the SSH host keys of the site's login and jump hosts and trust them\n"
+    "    check   compare the profile with the live site: a table of checks\n"
     "\n"
     "'hpcport site <command> --help' tells more.\n";
 
@@ -321,9 +333,278 @@ out:
     return rc;
 }
 
+static const char trust_help[] =
+    "\n"
+    "Connect to the site's jump hosts and login host and show each host key's\n"
+    "type and SHA256 fingerprint. Keys already known are left alone; an unknown\n"
+    "key is added to hpcport's known_hosts file ($XDG_CONFIG_HOME/hpcport/\n"
+    "known_hosts) after you confirm that it is the site's (compare it with what\n"
+    "the site publishes), or at once with --yes. Jump hosts are logged in to, to\n"
+    "reach the hosts behind them; the login host is not. A key that differs from\n"
+    "a recorded one is never replaced: remove the old line first.\n"
+    "\n"
+    "options:\n"
+    "    --yes              trust unknown keys without asking\n"
+    "    --set KEY=VALUE    override a value of the profile; may be repeated\n"
+    "    --workflow FILE    use the sites/ folder beside workflow FILE as a layer\n"
+    "    --dir DIR          use DIR/sites/ as the workflow layer\n"
+    "    -h, --help         show this help\n"
+    "\n"
+    "exit status: 0 all keys trusted, 4 a key unknown and not trusted, changed,\n"
+    "or a host unreachable.\n";
+
+static void show_hostkey(void *ud, const struct hp_ssh_hostkey *k)
+{
+    int *refused = ud;
+    char hn[600];
+    if (k->port == 22)
+        snprintf(hn, sizeof(hn), "%s", k->host);
+    else
+        snprintf(hn, sizeof(hn), "[%s]:%d", k->host, k->port);
+    printf("%s: %s %s %s", k->role, hn, k->type, k->fingerprint);
+    if (!strcmp(k->status, "known"))
+        printf(" (known: %s)\n", k->where ? k->where : "");
+    else if (!strcmp(k->status, "added"))
+        printf(" (added: %s)\n", k->where ? k->where : "");
+    else {
+        printf(" (not trusted)\n");
+        *refused = 1;
+    }
+    fflush(stdout);
+}
+
+static int site_trust(int argc, char **argv)
+{
+    enum { OPT_YES = 300 };
+    static const struct option opts[] = {
+        { "yes", no_argument, NULL, OPT_YES },
+        { "set", required_argument, NULL, OPT_SET },
+        { "workflow", required_argument, NULL, OPT_WORKFLOW },
+        { "dir", required_argument, NULL, OPT_DIR },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char **sets = NULL, *workflow = NULL, *dir = NULL, *name = NULL;
+    size_t nsets = 0, asets = 0;
+    int yes = 0, c, rc, refused = 0;
+    struct hp_site *s = NULL;
+    struct hp_err err;
+    hp_err_init(&err);
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(trust_usage, stdout);
+            fputs(trust_help, stdout);
+            rc = 0;
+            goto out;
+        case OPT_YES: yes = 1; break;
+        case OPT_SET:
+            HP_ALLOC_GROW(sets, nsets + 1, asets);
+            sets[nsets++] = optarg;
+            break;
+        case OPT_WORKFLOW: workflow = optarg; break;
+        case OPT_DIR: dir = optarg; break;
+        case ':':
+            rc = hp_cli_usage_error(trust_usage, "option '%s' needs a value", argv[optind - 1]);
+            goto out;
+        default:
+            rc = hp_cli_usage_error(trust_usage, "unknown option '%s'", argv[optind - 1]);
+            goto out;
+        }
+    }
+    if (optind >= argc) {
+        rc = hp_cli_usage_error(trust_usage, "no site name given");
+        goto out;
+    }
+    name = argv[optind++];
+    if (optind < argc) {
+        rc = hp_cli_usage_error(trust_usage, "unexpected argument '%s'", argv[optind]);
+        goto out;
+    }
+    s = hp_cli_site(name, workflow, dir, sets, nsets, &err);
+    if (!s) {
+        rc = hp_cli_error(&err);
+        goto out;
+    }
+    if (!s->login_host) {
+        rc = hp_cli_fail(HP_ESITE, "site '%s' has no login.host: there are no host keys to "
+                         "trust", s->name);
+        goto out;
+    }
+    struct hp_ssh_opts o = { .trust = yes ? HP_SSH_TRUST_YES : HP_SSH_TRUST_ASK,
+                             .keys_only = 1, .on_hostkey = show_hostkey, .ud = &refused };
+    struct hp_ssh *ssh = hp_ssh_open(s, &o, &err);
+    if (!ssh) {
+        if (strstr(err.msg, "no terminal") || strstr(err.msg, "without a terminal")) {
+            char *m = hp_xasprintf("%s; if the fingerprint is the site's, run 'hpcport site "
+                                   "trust %s --yes'", err.msg, s->name);
+            snprintf(err.msg, sizeof(err.msg), "%s", m);
+            free(m);
+        }
+        rc = hp_cli_error(&err);
+        goto out;
+    }
+    hp_ssh_close(ssh);
+    rc = refused ? HP_ESITE : 0;
+out:
+    hp_site_free(s);
+    free(sets);
+    return rc;
+}
+
+static const char check_help[] =
+    "\n"
+    "Compare the profile NAME with the live site and print one row per check:\n"
+    "CHECK, STATUS (ok, warn, FAIL, skip) and DETAIL. Checks: the login host is\n"
+    "reachable, its host key known and the login works; the scheduler's commands\n"
+    "and version; each declared partition exists and is up, allows the declared\n"
+    "max_walltime and has the declared GPUs; cores and memory per node; the\n"
+    "account and qos exist and are yours; scratch is writable (free space); the\n"
+    "login node's outbound access is what network.login says (a probe of\n"
+    "https://github.com, through network.proxy when declared); and, from a\n"
+    "one-task job in the default partition (sbatch --wait), the compute node's\n"
+    "outbound access, the container runtime and the GPUs it sees. A FAIL row\n"
+    "names the profile line that declared the wrong value.\n"
+    "\n"
+    "options:\n"
+    "    --json                 print {\"site\", \"ok\", \"checks\": [{\"check\",\n"
+    "                           \"status\", \"detail\", \"origin\"}]}\n"
+    "    --no-job               do not submit the probe job (its checks are skipped)\n"
+    "    --job-timeout DURATION give up waiting for the probe job after DURATION\n"
+    "                           (default 2m); it is canceled\n"
+    "    --set KEY=VALUE        override a value of the profile; may be repeated\n"
+    "    --workflow FILE        use the sites/ folder beside workflow FILE as a layer\n"
+    "    --dir DIR              use DIR/sites/ as the workflow layer\n"
+    "    -h, --help             show this help\n"
+    "\n"
+    "exit status: 0 no check failed (warnings allowed), 2 usage error, 3 or 4 the\n"
+    "profile does not resolve, 4 a check failed.\n";
+
+static int site_check(int argc, char **argv)
+{
+    enum { OPT_NO_JOB = 400, OPT_JOB_TIMEOUT };
+    static const struct option opts[] = {
+        { "json", no_argument, NULL, OPT_JSON },
+        { "no-job", no_argument, NULL, OPT_NO_JOB },
+        { "job-timeout", required_argument, NULL, OPT_JOB_TIMEOUT },
+        { "set", required_argument, NULL, OPT_SET },
+        { "workflow", required_argument, NULL, OPT_WORKFLOW },
+        { "dir", required_argument, NULL, OPT_DIR },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char **sets = NULL, *workflow = NULL, *dir = NULL;
+    size_t nsets = 0, asets = 0, fails = 0;
+    int json = 0, c, rc;
+    struct hp_check_opts co = { 0 };
+    struct hp_check_report rep = { 0 };
+    struct hp_site *s = NULL;
+    struct hp_err err;
+    hp_err_init(&err);
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(check_usage, stdout);
+            fputs(check_help, stdout);
+            rc = 0;
+            goto out;
+        case OPT_JSON: json = 1; break;
+        case OPT_NO_JOB: co.no_job = 1; break;
+        case OPT_JOB_TIMEOUT: {
+            int64_t d = hp_parse_duration(optarg);
+            if (d <= 0) {
+                rc = hp_cli_usage_error(check_usage, "--job-timeout wants a duration like 90s or "
+                                        "5m, not '%s'", optarg);
+                goto out;
+            }
+            co.job_timeout = (double)d;
+            break;
+        }
+        case OPT_SET:
+            HP_ALLOC_GROW(sets, nsets + 1, asets);
+            sets[nsets++] = optarg;
+            break;
+        case OPT_WORKFLOW: workflow = optarg; break;
+        case OPT_DIR: dir = optarg; break;
+        case ':':
+            rc = hp_cli_usage_error(check_usage, "option '%s' needs a value", argv[optind - 1]);
+            goto out;
+        default:
+            rc = hp_cli_usage_error(check_usage, "unknown option '%s'", argv[optind - 1]);
+            goto out;
+        }
+    }
+    if (optind != argc - 1) {
+        rc = hp_cli_usage_error(check_usage, optind >= argc ? "no site name given"
+                                                            : "unexpected argument '%s'",
+                                argv[argc - 1]);
+        goto out;
+    }
+    s = hp_cli_site(argv[optind], workflow, dir, sets, nsets, &err);
+    if (!s) {
+        rc = hp_cli_error(&err);
+        goto out;
+    }
+    const struct hp_adapter_ops *ad = hp_adapter_find(s->scheduler);
+    if (!ad || !ad->check) {
+        rc = hp_cli_fail(HP_ESITE, "site '%s' uses scheduler '%s', which has no live checks",
+                         s->name, s->scheduler);
+        goto out;
+    }
+    hp_cli_auth_init();
+    if (ad->check(s, &co, &rep, &err) < 0) {
+        rc = hp_cli_error(&err);
+        goto out;
+    }
+    for (size_t i = 0; i < rep.n; i++)
+        fails += rep.rows[i].status == HP_CHECK_FAIL;
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < rep.n; i++) {
+            const struct hp_check_row *r = &rep.rows[i];
+            const char *st = r->status == HP_CHECK_OK ? "ok" : r->status == HP_CHECK_WARN
+                                 ? "warn" : r->status == HP_CHECK_FAIL ? "fail" : "skip";
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s?}", "check", r->check,
+                                                 "status", st, "detail", r->detail,
+                                                 "origin", r->origin));
+        }
+        json_t *doc = json_pack("{s:s, s:b, s:o}", "site", s->name, "ok", fails == 0,
+                                "checks", arr);
+        print_json(doc);
+        json_decref(doc);
+    } else {
+        int w = 5;
+        for (size_t i = 0; i < rep.n; i++)
+            w = (int)strlen(rep.rows[i].check) > w ? (int)strlen(rep.rows[i].check) : w;
+        printf("%-*s  %-6s  %s\n", w, "CHECK", "STATUS", "DETAIL");
+        for (size_t i = 0; i < rep.n; i++) {
+            const struct hp_check_row *r = &rep.rows[i];
+            printf("%-*s  %-6s  %s", w, r->check, hp_check_status_name(r->status), r->detail);
+            if (r->origin && r->status != HP_CHECK_OK)
+                printf(" (profile: %s)", r->origin);
+            fputc('\n', stdout);
+        }
+    }
+    fflush(stdout);
+    rc = 0;
+    if (fails)
+        rc = hp_cli_fail(HP_ESITE, "site '%s': %zu check%s failed; the profile lines named "
+                         "above declare what the site does not have", s->name, fails,
+                         fails == 1 ? "" : "s");
+out:
+    hp_check_report_release(&rep);
+    hp_site_free(s);
+    free(sets);
+    return rc;
+}
+
 int cmd_site(int argc, char **argv)
 {
-    static const char *const subs[] = { "list", "show", NULL };
+    static const char *const subs[] = { "list", "show", "trust", "check", NULL };
     if (argc < 2)
         return hp_cli_usage_error(site_usage, "no site command given");
     const char *sub = argv[1];
@@ -336,6 +617,10 @@ int cmd_site(int argc, char **argv)
         return site_list(argc - 1, argv + 1);
     if (!strcmp(sub, "show"))
         return site_show(argc - 1, argv + 1);
+    if (!strcmp(sub, "trust"))
+        return site_trust(argc - 1, argv + 1);
+    if (!strcmp(sub, "check"))
+        return site_check(argc - 1, argv + 1);
     const char *s = hp_suggest(sub, subs);
     if (s)
         return hp_cli_usage_error(site_usage, "'%s' is not a site command (did you mean '%s'?)",

@@ -19,6 +19,9 @@ struct cmd {
 /* Alphabetical. */
 static const struct cmd commands[] = {
     { "cancel", cmd_cancel, "cancel a campaign or some of its tasks" },
+    { "connect", cmd_connect, "log in to a site once and keep the connection for later commands" },
+    { "cp", cmd_cp, "copy files to or from a site (checked, resumable)" },
+    { "disconnect", cmd_disconnect, "stop a site's kept connection" },
     { "help", cmd_help, "show help for a command" },
     { "logs", cmd_logs, "show the output of a task instance" },
     { "plan", cmd_plan, "show the job scripts a run would submit, and a portability lint" },
@@ -27,6 +30,11 @@ static const struct cmd commands[] = {
     { "status", cmd_status, "show campaigns and the state of their tasks" },
     { "validate", cmd_validate, "check workflow and site files against the schemas" },
     { "version", cmd_version, "print the version" },
+};
+
+/* Documented in hpcport(1) but not listed by --help (debugging aids). */
+static const struct cmd hidden_commands[] = {
+    { "ssh", cmd_ssh, "run one command on a site's login host" },
 };
 
 static const char main_usage[] =
@@ -109,6 +117,9 @@ static const struct cmd *find_command(const char *name)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(commands[i].name, name))
             return &commands[i];
+    for (size_t i = 0; i < sizeof(hidden_commands) / sizeof(hidden_commands[0]); i++)
+        if (!strcmp(hidden_commands[i].name, name))
+            return &hidden_commands[i];
     return NULL;
 }
 
@@ -145,6 +156,7 @@ int main(int argc, char **argv)
     const char *nc = getenv("NO_COLOR");
     hp_cli.tty = isatty(STDOUT_FILENO);
     hp_cli.color = hp_cli.tty && !(nc && *nc);
+    hp_cli_auth_init();
 
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "campaign.h"
+#include "stage.h"
 #include "util.h"
 #include "banned.h"
 
@@ -23,6 +24,8 @@
 #define POLL_MAX 1.0          /* longest wait: external cancels are seen this fast */
 #define MAX_LOST 5            /* resubmissions of a job that vanished */
 #define CANCEL_CHECK 0.25     /* seconds between looks for cancels by others */
+#define SUBMIT_PAUSE 2.0      /* seconds without submissions after a "not now" */
+#define COLLECT_GIVE_UP 600.0 /* seconds of failing to fetch a job's files */
 
 struct irt {
     int64_t n;               /* database row */
@@ -43,6 +46,7 @@ struct job {
     int attempt;
     char *job_id, *token, *out, *errp;
     double submitted, started;
+    double collect_failing;  /* monotonic time of the first failed collect, 0 */
 };
 
 struct engine {
@@ -51,6 +55,7 @@ struct engine {
     const struct hp_campaign_opts *opts;
     const struct hp_adapter_ops *ad;
     void *impl;
+    char *dir;                       /* the campaign's local directory */
     struct hp_state *st;
     char *nonce;
     int run_lock;
@@ -69,6 +74,7 @@ struct engine {
     struct hp_campaign_progress prog;
     size_t user_canceled;
     double t0, last_flush, last_progress, last_cancel_check;
+    double submit_pause;             /* no submissions before this (monotonic) */
     int64_t data_version;
 };
 
@@ -346,6 +352,17 @@ static char *make_token(const struct engine *e, const char *plan_token)
     return hp_xasprintf("%s-%.8s", plan_token, e->nonce);
 }
 
+/* Where an attempt's log is kept on this machine: for a remote site, the
+ * copy that collect fetches into the local campaign directory. */
+static char *local_log(const struct engine *e, const char *path)
+{
+    if (!path)
+        return NULL;
+    if (!e->plan->remote_workdir)
+        return hp_xstrdup(path);
+    return hp_stage_local_path(e->plan->dir, e->dir, path);
+}
+
 /* 1 submitted (or failed to), 0 no room now. */
 static int submit_next(struct engine *e)
 {
@@ -384,8 +401,8 @@ static int submit_next(struct engine *e)
     double now = hp_wall_now();
     struct job j = {
         .idx = i, .attempt = attempt, .token = token,
-        .out = spec.stdout_path ? hp_xstrdup(spec.stdout_path) : NULL,
-        .errp = spec.stderr_path ? hp_xstrdup(spec.stderr_path) : NULL,
+        .out = local_log(e, spec.stdout_path),
+        .errp = local_log(e, spec.stderr_path),
         .submitted = now,
     };
     r->attempts = attempt;
@@ -399,6 +416,18 @@ static int submit_next(struct engine *e)
                            : hp_err_set(&serr, HP_ESITE, "adapter '%s' cannot submit",
                                         e->ad->name);
     hp_spec_store_release(&store);
+    if (rc > 0) {
+        /* Not now (the site is unreachable or busy): the same attempt goes
+         * first again after a pause; the adapter finds it if it was
+         * created after all. */
+        event(e, 1, "%s: attempt %d not submitted now: %s", in->id, attempt, serr.msg);
+        free(job_id);
+        job_release(&j);
+        r->attempts = attempt - 1;
+        push_ready(e, i, 1);
+        e->submit_pause = hp_now() + SUBMIT_PAUSE;
+        return 0;
+    }
     e->prog.submitted++;
     if (rc < 0) {
         struct hp_jobstate js;
@@ -518,6 +547,38 @@ static void job_finished(struct engine *e, size_t k, const struct hp_jobstate *j
     job_remove(e, k);
 }
 
+/* Let the adapter fetch the files of job k, which ended as *js. 1 done (or
+ * given up: *js then says so), 0 try again later. */
+static int collect(struct engine *e, size_t k, struct hp_jobstate *js)
+{
+    struct job *j = &e->jobs[k];
+    struct hp_jobspec spec;
+    struct hp_spec_store store;
+    struct hp_err cerr;
+    hp_err_init(&cerr);
+    hp_plan_spec(e->plan, j->idx, j->attempt, &spec, &store);
+    spec.token = j->token;
+    int rc = e->ad->collect(e->impl, j->idx, &spec, js, &cerr);
+    hp_spec_store_release(&store);
+    if (rc == 0)
+        return 1;
+    double now = hp_now();
+    if (!j->collect_failing)
+        j->collect_failing = now;
+    if (now - j->collect_failing < COLLECT_GIVE_UP) {
+        event(e, 1, "%s: job %s ended; fetching its files failed (will retry): %s",
+              e->wf->inst[j->idx].id, j->job_id, cerr.msg);
+        return 0;
+    }
+    char was[32];
+    snprintf(was, sizeof(was), "%s", hp_jobstate_name(js->state));
+    js->state = HP_JOB_FAILED;
+    js->timed_out = 0;
+    snprintf(js->reason, sizeof(js->reason), "the job ended (%s) but its files could not be "
+             "fetched: %.150s", was, cerr.msg);
+    return 1;
+}
+
 static int poll_jobs(struct engine *e, struct hp_err *err)
 {
     if (!e->njobs || !e->ad->status)
@@ -555,6 +616,8 @@ static int poll_jobs(struct engine *e, struct hp_err *err)
             }
             break;
         default:
+            if (e->ad->collect && !collect(e, k, &js[k]))
+                break;   /* asked again at the next poll */
             job_finished(e, k, &js[k]);
             break;
         }
@@ -613,7 +676,7 @@ static int check_cancels(struct engine *e, struct hp_err *err)
 
 static int run_lock(struct engine *e, struct hp_err *err)
 {
-    char *path = hp_path_join(e->plan->dir, "run.lock");
+    char *path = hp_path_join(e->dir, "run.lock");
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         hp_err_errno(err, "cannot open %s", path);
@@ -733,8 +796,8 @@ static void adopt_or_requeue(struct engine *e, size_t i)
             struct job j = {
                 .idx = i, .attempt = r->attempts, .token = token,
                 .job_id = hp_xstrdup(r->job_id),
-                .out = spec.stdout_path ? hp_xstrdup(spec.stdout_path) : NULL,
-                .errp = spec.stderr_path ? hp_xstrdup(spec.stderr_path) : NULL,
+                .out = local_log(e, spec.stdout_path),
+                .errp = local_log(e, spec.stderr_path),
                 .submitted = r->submitted, .started = r->started,
             };
             HP_ALLOC_GROW(e->jobs, e->njobs + 1, e->jalloc);
@@ -788,7 +851,7 @@ static int check_cores(struct engine *e, struct hp_err *err)
 static int open_campaign(struct engine *e, struct hp_err *err, int *fresh)
 {
     const struct hp_plan *p = e->plan;
-    e->st = hp_state_open(p->dir, 1, err);
+    e->st = hp_state_open(e->dir, 1, err);
     if (!e->st)
         return -1;
     struct hp_campaign_info ci;
@@ -887,6 +950,7 @@ static void engine_release(struct engine *e)
     free(e->queue);
     free(e->dirty);
     free(e->nonce);
+    free(e->dir);
     hp_state_close(e->st);
     if (e->run_lock >= 0)
         close(e->run_lock);
@@ -906,6 +970,11 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
     e->ad = plan->adapter;
     e->n = plan->wf->ninst;
     e->t0 = hp_now();
+    /* A remote site's campaign directory (plan->dir) is on the site; the
+     * state lives here, where status, cancel and logs look for it. */
+    e->dir = plan->remote_workdir
+                 ? hp_campaign_dir(opts ? opts->state_dir : NULL, plan->campaign)
+                 : hp_xstrdup(plan->dir);
 
     if (!e->ad->submit) {
         hp_err_set(err, HP_ESITE, "site '%s': adapter '%s' cannot submit jobs yet",
@@ -922,6 +991,8 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
     if (open_campaign(e, err, &fresh) < 0)
         goto out;
     if (run_lock(e, err) < 0)
+        goto out;
+    if (e->ad->prepare && e->ad->prepare(e->impl, plan, e->dir, err) < 0)
         goto out;
 
     e->rt = hp_xcalloc(e->n ? e->n : 1, sizeof(*e->rt));
@@ -980,7 +1051,8 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
         int stopping = opts && opts->stop && *opts->stop;
         if (check_cancels(e, err) < 0)
             goto out;
-        while (!stopping && e->qlen && (!maxp || (long)e->njobs < maxp))
+        while (!stopping && e->qlen && (!maxp || (long)e->njobs < maxp) &&
+               hp_now() >= e->submit_pause)
             if (!submit_next(e))
                 break;
         if (stopping) {
@@ -990,12 +1062,15 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
         if (!e->njobs) {
             if (!e->qlen)
                 break;
+            if (hp_now() < e->submit_pause)
+                goto wait;   /* the site said "not now" */
             /* Ready work, nothing running and no room: cannot happen once
              * check_cores() passed, unless capacity is wrong. */
             hp_err_set(err, HP_EINTERNAL, "no capacity to run '%s' while nothing runs",
                        e->wf->inst[e->queue[e->qhead]].id);
             goto out;
         }
+    wait:;
         double now = hp_now();
         if ((e->ndirty || e->npend) && now - e->last_flush >= FLUSH_INTERVAL) {
             if (flush(e, err) < 0)

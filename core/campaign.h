@@ -3,7 +3,11 @@
  *
  * A campaign is named by its id (plan->campaign) and lives in its directory
  * (plan->dir = hp_campaign_dir(state dir, id)): state.db, run.lock and the
- * kept logs. One engine at a time runs a campaign (flock on run.lock).
+ * kept logs. On a remote site (plan->remote_workdir set) plan->dir is on the
+ * site and the local directory is still hp_campaign_dir(state dir, id); the
+ * adapter's prepare hook sets up the site's side, its collect hook fetches
+ * each attempt's logs into the local one. One engine at a time runs a
+ * campaign (flock on run.lock).
  *
  * The engine
  *   - creates the campaign, or reopens it (a different site is an error);
@@ -22,6 +26,10 @@
  *     on idempotent submission for crash safety: every attempt has a fixed
  *     number, token and result file, and submitting an attempt again finds
  *     the earlier submission instead of running it twice;
+ *   - when the adapter says "not now" (submit returns 1: the site cannot be
+ *     reached), submits nothing for a moment and then tries the same attempt
+ *     again; a job whose files cannot be fetched is asked about again at
+ *     every poll, for up to 10 minutes;
  *   - notices within a second when another process (`hpcport cancel`) marks
  *     instances canceled, and cancels their jobs;
  *   - stops submitting when *opts->stop becomes non-zero and returns at once,

@@ -42,12 +42,17 @@ static int is_local(const struct hp_plan *p)
     return !strcmp(p->site->scheduler, "local");
 }
 
-char *hp_plan_logdir(const struct hp_plan *p, size_t i)
+char *hp_plan_logdir(const char *campaign_dir)
 {
-    char *safe = hp_safe_id(p->wf->inst[i].id);
-    char *d = hp_xasprintf("%s/logs/%s", p->dir, safe);
+    return hp_path_join(campaign_dir, "logs");
+}
+
+char *hp_plan_logfile(const char *campaign_dir, const char *id, int attempt, const char *ext)
+{
+    char *safe = hp_safe_id(id);
+    char *f = hp_xasprintf("%s/logs/%s.%d.%s", campaign_dir, safe, attempt, ext);
     free(safe);
-    return d;
+    return f;
 }
 
 static uint64_t fnv1a(const char *a, const char *b)
@@ -82,7 +87,6 @@ void hp_plan_spec(const struct hp_plan *p, size_t i, int attempt, struct hp_jobs
     const struct hp_instance *in = &p->wf->inst[i];
     const struct hp_task *t = &p->wf->tasks[in->task];
     size_t alloc = 0;
-    char *logdir = hp_plan_logdir(p, i);
 
     memset(spec, 0, sizeof(*spec));
     memset(st, 0, sizeof(*st));
@@ -101,10 +105,20 @@ void hp_plan_spec(const struct hp_plan *p, size_t i, int attempt, struct hp_jobs
     st->job_name = hp_buf_detach(&name, NULL);
     st->token = hp_xasprintf("hp%016llx.%d",
                              (unsigned long long)fnv1a(p->campaign, in->id), attempt);
-    st->stdout_path = hp_xasprintf("%s/%d.out", logdir, attempt);
-    st->stderr_path = hp_xasprintf("%s/%d.err", logdir, attempt);
-    st->result_path = hp_xasprintf("%s/%d.rc", logdir, attempt);
-    free(logdir);
+    /* logs/<safe-id>.<attempt>.out, .err, .rc (plan.h) */
+    char *safe = hp_safe_id(in->id);
+    struct hp_buf path = HP_BUF_INIT;
+    hp_buf_addf(&path, "%s/logs/%s.%d.", p->dir, safe, attempt);
+    free(safe);
+    size_t base = path.len;
+    hp_buf_adds(&path, "out");
+    st->stdout_path = hp_xstrdup(path.buf);
+    hp_buf_setlen(&path, base);
+    hp_buf_adds(&path, "err");
+    st->stderr_path = hp_xstrdup(path.buf);
+    hp_buf_setlen(&path, base);
+    hp_buf_adds(&path, "rc");
+    st->result_path = hp_buf_detach(&path, NULL);
 
     for (size_t k = 0; k < p->site->nenv; k++)
         add_kv(st, &alloc, p->site->env[k].key, p->site->env[k].value);

@@ -3,9 +3,11 @@
  *
  * Campaign files live under <campaign dir> (see hp_campaign_dir()):
  *   state.db                    SQLite state (core/state.c)
- *   logs/<safe-id>/<attempt>.out, .err, .rc
+ *   logs/<safe-id>.<attempt>.out, .err, .rc
  * where <safe-id> is the instance id with every byte outside [A-Za-z0-9._-]
- * written as %XX, so ids with '/', spaces or brackets make one flat name. */
+ * written as %XX, so ids with '/', spaces or brackets make one flat name.
+ * All attempts of all instances share the one logs/ directory (no directory
+ * per instance: creating one per task costs as much as a file). */
 #ifndef HP_PLAN_H
 #define HP_PLAN_H
 
@@ -61,8 +63,12 @@ void hp_plan_spec(const struct hp_plan *p, size_t i, int attempt, struct hp_jobs
                   struct hp_spec_store *store);
 void hp_spec_store_release(struct hp_spec_store *store);
 
-/* Log directory of instance i, and the <safe-id> escaping (new strings). */
-char *hp_plan_logdir(const struct hp_plan *p, size_t i);
+/* The log directory of a campaign, <dir>/logs (new string). */
+char *hp_plan_logdir(const char *campaign_dir);
+/* The file of attempt (1-based) of instance id with extension ext ("out",
+ * "err", "rc"): <campaign_dir>/logs/<safe-id>.<attempt>.<ext> (new string). */
+char *hp_plan_logfile(const char *campaign_dir, const char *id, int attempt, const char *ext);
+/* The <safe-id> escaping (new string). */
 char *hp_safe_id(const char *id);
 /* <state dir>/campaigns/<campaign> (new string). */
 char *hp_campaign_dir(const char *state_dir, const char *campaign);
