@@ -277,8 +277,14 @@ int cmd_run(int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGHUP, &sa, &old_hup);
-    hp_cli_log(1, "running campaign '%s' (%zu instances) on site '%s'; state in %s",
-               plan->campaign, wf->ninst, site->name, plan->dir);
+    if (hp_cli.verbose) {
+        char *local = hp_campaign_dir(state_dir, plan->campaign);
+        hp_cli_log(1, "running campaign '%s' (%zu instances) on site '%s'; state in %s%s%s",
+                   plan->campaign, wf->ninst, site->name, local,
+                   plan->remote_workdir ? ", files on the site in " : "",
+                   plan->remote_workdir ? plan->dir : "");
+        free(local);
+    }
 
     struct hp_campaign_summary sum;
     int r = hp_campaign_run(plan, &co, &sum, &err);
