@@ -36,7 +36,7 @@ struct hp_jobspec {
     const char *workdir;      /* absolute directory to run in */
     const char *stdout_path;  /* absolute */
     const char *stderr_path;  /* absolute */
-    const char *result_path;  /* where the local adapter's supervisor writes
+    const char *result_path;  /* where the local adapter's spawner writes
                                  the exit record (crash recovery); may be NULL */
     int network;              /* task needs outbound network */
 };

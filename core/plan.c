@@ -24,6 +24,20 @@ char *hp_safe_id(const char *id)
         hp_buf_reset(&b);
         hp_buf_adds(&b, *id == '.' && !id[1] ? "%2E" : "%2E%2E");
     }
+    /* File names are limited to 255 bytes and log files add a suffix: keep a
+     * long id's readable start and make it unique with a hash of the whole. */
+    if (b.len > HP_SAFE_ID_MAX) {
+        uint64_t h = 1469598103934665603ULL;
+        for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+        size_t keep = HP_SAFE_ID_MAX - 17;
+        while (keep && b.buf[keep - 1] == '%')    /* do not cut an escape in two */
+            keep--;
+        if (keep >= 2 && b.buf[keep - 2] == '%')
+            keep -= 2;
+        hp_buf_setlen(&b, keep);
+        hp_buf_addf(&b, "~%016llx", (unsigned long long)h);
+    }
     return hp_buf_detach(&b, NULL);
 }
 

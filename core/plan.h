@@ -69,6 +69,9 @@ char *hp_plan_logdir(const char *campaign_dir);
  * "err", "rc"): <campaign_dir>/logs/<safe-id>.<attempt>.<ext> (new string). */
 char *hp_plan_logfile(const char *campaign_dir, const char *id, int attempt, const char *ext);
 /* The <safe-id> escaping (new string). */
+/* Ids whose escaped form is longer than HP_SAFE_ID_MAX bytes are cut and
+ * end in "~" and 16 hex digits of a hash of the whole id. */
+#define HP_SAFE_ID_MAX 200
 char *hp_safe_id(const char *id);
 /* <state dir>/campaigns/<campaign> (new string). */
 char *hp_campaign_dir(const char *state_dir, const char *campaign);

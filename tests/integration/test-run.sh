@@ -116,7 +116,7 @@ wf=$(fixture timeout timeout.yaml)
 t0=$(now)
 expect_rc 1 "timeout: run exits 1" "$HP" run "$wf"
 dt=$(elapsed "$t0")
-check "timeout: took less than 12 s (${dt}s)" test "$(echo "$dt < 12" | bc)" = 1
+check "timeout: took less than 60 s (${dt}s)" test "$(echo "$dt < 60" | bc)" = 1
 check "timeout: took at least the grace period (${dt}s)" test "$(echo "$dt >= 5" | bc)" = 1
 "$HP" status timeout --json --tasks > "$T/to.json"
 check "timeout: sleeper failed with TIMEOUT (walltime 00:00:02)" \
@@ -198,7 +198,7 @@ expect_rc 0 "cancel: the whole campaign" "$HP" cancel cancelme
 wait $runpid; rc=$?
 dt=$(elapsed "$t0")
 check "cancel: run exited 1 after the cancel" test "$rc" = 1
-check "cancel: run noticed within 3 s (${dt}s)" test "$(echo "$dt < 3" | bc)" = 1
+check "cancel: run noticed within 15 s (${dt}s)" test "$(echo "$dt < 15" | bc)" = 1
 check "cancel: the other job's processes are gone" test -z "$(pgrep -g "${job2%%:*}")"
 check "cancel: after_long never ran" test ! -e "$T/cancel/after.ran"
 expect_rc 0 "cancel: status after cancel" "$HP" status

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "quote.h"
 #include "util.h"
+#include "plan.h"
 
 static struct hp_doc *load(const char *text, struct hp_err *err)
 {
@@ -244,6 +245,36 @@ static void test_durations(void **state)
     assert_null(hp_suggest("zzzzzz", cands));
 }
 
+static void test_safe_id(void **state)
+{
+    (void)state;
+    char *a = hp_safe_id("sim[seed=1,path=a/b c]");
+    assert_string_equal(a, "sim%5Bseed%3D1%2Cpath%3Da%2Fb%20c%5D");
+    free(a);
+    a = hp_safe_id("..");
+    assert_string_equal(a, "%2E%2E");
+    free(a);
+    /* long ids are cut, stay unique, and never split an escape */
+    char long1[1001], long2[1001];
+    memset(long1, 'x', 1000);
+    long1[1000] = '\0';
+    memcpy(long2, long1, sizeof(long1));
+    long2[999] = 'y';
+    long1[150] = '/';
+    long2[150] = '/';
+    char *s1 = hp_safe_id(long1), *s2 = hp_safe_id(long2);
+    assert_true(strlen(s1) <= HP_SAFE_ID_MAX);
+    assert_true(strlen(s2) <= HP_SAFE_ID_MAX);
+    assert_string_not_equal(s1, s2);
+    assert_non_null(strstr(s1, "%2F"));
+    assert_non_null(strchr(s1, '~'));
+    char *again = hp_safe_id(long1);
+    assert_string_equal(s1, again);
+    free(s1);
+    free(s2);
+    free(again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_quote_corpus),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_safe_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
