@@ -129,20 +129,6 @@ void hp_cli_auth_init(void)
     hp_auth_set_ui(&ui);
 }
 
-/* ================================================================ site options */
-
-struct hp_site *hp_cli_site(const char *name, const char *workflow, const char *dir,
-                            const char *const *sets, size_t nsets, struct hp_err *err)
-{
-    char *wdir = workflow ? hp_dirname(workflow) : dir ? hp_xstrdup(dir) : NULL;
-    struct hp_site_opts o = { .workflow_dir = wdir, .sets = sets, .nsets = nsets };
-    struct hp_site *s = strchr(name, '/') || hp_ends_with(name, ".yaml")
-                            ? hp_site_load_file(name, &o, err)
-                            : hp_site_load(name, &o, err);
-    free(wdir);
-    return s;
-}
-
 /* ================================================================ connect */
 
 static const char connect_usage[] =

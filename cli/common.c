@@ -1,9 +1,11 @@
 /* common.c - what several subcommands share: building a plan from the
  * command line's workflow/site/--set, and printing lint lines. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 #include "doc.h"
+#include "util.h"
 #include "banned.h"
 
 int hp_cli_plan_load(struct hp_cli_plan *cp, const char *wf_path, const char *site_name,
@@ -46,4 +48,18 @@ void hp_cli_lint_line(const struct hp_plan *p, const struct hp_lint *l, struct h
     if (l->site_origin)
         hp_buf_addf(out, " (site rule at %s)", l->site_origin);
     hp_buf_addch(out, '\n');
+}
+
+/* A site named on the command line: a profile name, or a profile file when
+ * the name has a '/' or ends in .yaml. */
+struct hp_site *hp_cli_site(const char *name, const char *workflow, const char *dir,
+                            const char *const *sets, size_t nsets, struct hp_err *err)
+{
+    char *wdir = workflow ? hp_dirname(workflow) : dir ? hp_xstrdup(dir) : NULL;
+    struct hp_site_opts o = { .workflow_dir = wdir, .sets = sets, .nsets = nsets };
+    struct hp_site *s = strchr(name, '/') || hp_ends_with(name, ".yaml")
+                            ? hp_site_load_file(name, &o, err)
+                            : hp_site_load(name, &o, err);
+    free(wdir);
+    return s;
 }
