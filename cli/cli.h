@@ -41,8 +41,24 @@ void hp_cli_auth_init(void);
 /* Resolve site NAME (or a profile FILE) with the --workflow/--dir/--set
  * options most commands take (workflow and dir may be NULL). */
 struct hp_site;
-struct hp_site *hp_cli_site(const char *name, const char *workflow, const char *dir,
-                            const char *const *sets, size_t nsets, struct hp_err *err);
+/* --set KEY=VALUE, --workflow FILE and --dir DIR: how commands that reach a
+ * site name and adjust its profile. Put HP_CLI_SITE_OPTIONS in the getopt
+ * table and offer each option to hp_cli_siteargs_opt() first. */
+enum { HP_OPT_SET = 1000, HP_OPT_WORKFLOW, HP_OPT_DIR };
+#define HP_CLI_SITE_OPTIONS                                  \
+    { "set", required_argument, NULL, HP_OPT_SET },           \
+    { "workflow", required_argument, NULL, HP_OPT_WORKFLOW }, \
+    { "dir", required_argument, NULL, HP_OPT_DIR }
+struct hp_cli_siteargs {
+    const char *workflow, *dir;   /* borrowed from argv */
+    const char **sets;            /* borrowed strings, owned array */
+    size_t nsets, alloc;
+};
+/* 1 if c was one of the site options (recorded), else 0. */
+int hp_cli_siteargs_opt(struct hp_cli_siteargs *a, int c, const char *arg);
+void hp_cli_siteargs_release(struct hp_cli_siteargs *a);
+struct hp_site *hp_cli_site(const char *name, const struct hp_cli_siteargs *sa,
+                            struct hp_err *err);
 
 /* Print err as one GNU-style line on stderr; returns err->code (or 1). */
 int hp_cli_error(const struct hp_err *err);

@@ -162,20 +162,20 @@ static const char connect_help[] =
 static const char disconnect_usage[] =
     "usage: hpcport disconnect SITE [--set KEY=VALUE]... [--workflow FILE|--dir DIR]\n";
 
-enum { OPT_IDLE = 256, OPT_FORWARD, OPT_STATUS, OPT_LIST, OPT_JSON, OPT_SET, OPT_WORKFLOW,
-       OPT_DIR };
+enum { OPT_IDLE = 256, OPT_FORWARD, OPT_STATUS, OPT_LIST, OPT_JSON };
 
 struct conn_args {
-    const char *site, *workflow, *dir;
-    const char **sets, **forwards;
-    size_t nsets, asets, nfw, afw;
+    const char *site;
+    struct hp_cli_siteargs sa;
+    const char **forwards;
+    size_t nfw, afw;
     double idle;
     int status, list, json;
 };
 
 static void args_free(struct conn_args *a)
 {
-    free(a->sets);
+    hp_cli_siteargs_release(&a->sa);
     free(a->forwards);
 }
 
@@ -188,9 +188,7 @@ static int parse_args(int argc, char **argv, const char *usage, const char *help
         { "status", no_argument, NULL, OPT_STATUS },
         { "list", no_argument, NULL, OPT_LIST },
         { "json", no_argument, NULL, OPT_JSON },
-        { "set", required_argument, NULL, OPT_SET },
-        { "workflow", required_argument, NULL, OPT_WORKFLOW },
-        { "dir", required_argument, NULL, OPT_DIR },
+        HP_CLI_SITE_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -199,6 +197,8 @@ static int parse_args(int argc, char **argv, const char *usage, const char *help
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (hp_cli_siteargs_opt(&a->sa, c, optarg))
+            continue;
         if (!full && (c == OPT_IDLE || c == OPT_FORWARD || c == OPT_STATUS || c == OPT_LIST ||
                       c == OPT_JSON))
             c = '?';
@@ -223,19 +223,13 @@ static int parse_args(int argc, char **argv, const char *usage, const char *help
         case OPT_STATUS: a->status = 1; break;
         case OPT_LIST: a->list = 1; break;
         case OPT_JSON: a->json = 1; break;
-        case OPT_SET:
-            HP_ALLOC_GROW(a->sets, a->nsets + 1, a->asets);
-            a->sets[a->nsets++] = optarg;
-            break;
-        case OPT_WORKFLOW: a->workflow = optarg; break;
-        case OPT_DIR: a->dir = optarg; break;
         case ':':
             return hp_cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
         default:
             return hp_cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (a->workflow && a->dir)
+    if (a->sa.workflow && a->sa.dir)
         return hp_cli_usage_error(usage, "give one of --workflow and --dir");
     if (optind < argc)
         a->site = argv[optind++];
@@ -375,7 +369,7 @@ int cmd_connect(int argc, char **argv)
         rc = connect_list(&a);
         goto out;
     }
-    s = hp_cli_site(a.site, a.workflow, a.dir, a.sets, a.nsets, &err);
+    s = hp_cli_site(a.site, &a.sa, &err);
     if (!s) {
         rc = hp_cli_error(&err);
         goto out;
@@ -428,7 +422,7 @@ int cmd_disconnect(int argc, char **argv)
         rc = rc < 0 ? 0 : rc;
         goto out;
     }
-    s = hp_cli_site(a.site, a.workflow, a.dir, a.sets, a.nsets, &err);
+    s = hp_cli_site(a.site, &a.sa, &err);
     if (!s) {
         rc = hp_cli_error(&err);
         goto out;

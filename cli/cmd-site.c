@@ -378,14 +378,12 @@ static int site_trust(int argc, char **argv)
     enum { OPT_YES = 300 };
     static const struct option opts[] = {
         { "yes", no_argument, NULL, OPT_YES },
-        { "set", required_argument, NULL, OPT_SET },
-        { "workflow", required_argument, NULL, OPT_WORKFLOW },
-        { "dir", required_argument, NULL, OPT_DIR },
+        HP_CLI_SITE_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char **sets = NULL, *workflow = NULL, *dir = NULL, *name = NULL;
-    size_t nsets = 0, asets = 0;
+    const char *name = NULL;
+    struct hp_cli_siteargs sa = { 0 };
     int yes = 0, c, rc, refused = 0;
     struct hp_site *s = NULL;
     struct hp_err err;
@@ -393,6 +391,8 @@ static int site_trust(int argc, char **argv)
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (hp_cli_siteargs_opt(&sa, c, optarg))
+            continue;
         switch (c) {
         case 'h':
             fputs(trust_usage, stdout);
@@ -400,12 +400,6 @@ static int site_trust(int argc, char **argv)
             rc = 0;
             goto out;
         case OPT_YES: yes = 1; break;
-        case OPT_SET:
-            HP_ALLOC_GROW(sets, nsets + 1, asets);
-            sets[nsets++] = optarg;
-            break;
-        case OPT_WORKFLOW: workflow = optarg; break;
-        case OPT_DIR: dir = optarg; break;
         case ':':
             rc = hp_cli_usage_error(trust_usage, "option '%s' needs a value", argv[optind - 1]);
             goto out;
@@ -423,7 +417,7 @@ static int site_trust(int argc, char **argv)
         rc = hp_cli_usage_error(trust_usage, "unexpected argument '%s'", argv[optind]);
         goto out;
     }
-    s = hp_cli_site(name, workflow, dir, sets, nsets, &err);
+    s = hp_cli_site(name, &sa, &err);
     if (!s) {
         rc = hp_cli_error(&err);
         goto out;
@@ -450,7 +444,7 @@ static int site_trust(int argc, char **argv)
     rc = refused ? HP_ESITE : 0;
 out:
     hp_site_free(s);
-    free(sets);
+    hp_cli_siteargs_release(&sa);
     return rc;
 }
 
@@ -489,14 +483,12 @@ static int site_check(int argc, char **argv)
         { "json", no_argument, NULL, OPT_JSON },
         { "no-job", no_argument, NULL, OPT_NO_JOB },
         { "job-timeout", required_argument, NULL, OPT_JOB_TIMEOUT },
-        { "set", required_argument, NULL, OPT_SET },
-        { "workflow", required_argument, NULL, OPT_WORKFLOW },
-        { "dir", required_argument, NULL, OPT_DIR },
+        HP_CLI_SITE_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char **sets = NULL, *workflow = NULL, *dir = NULL;
-    size_t nsets = 0, asets = 0, fails = 0;
+    struct hp_cli_siteargs sa = { 0 };
+    size_t fails = 0;
     int json = 0, c, rc;
     struct hp_check_opts co = { 0 };
     struct hp_check_report rep = { 0 };
@@ -506,6 +498,8 @@ static int site_check(int argc, char **argv)
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (hp_cli_siteargs_opt(&sa, c, optarg))
+            continue;
         switch (c) {
         case 'h':
             fputs(check_usage, stdout);
@@ -524,12 +518,6 @@ static int site_check(int argc, char **argv)
             co.job_timeout = (double)d;
             break;
         }
-        case OPT_SET:
-            HP_ALLOC_GROW(sets, nsets + 1, asets);
-            sets[nsets++] = optarg;
-            break;
-        case OPT_WORKFLOW: workflow = optarg; break;
-        case OPT_DIR: dir = optarg; break;
         case ':':
             rc = hp_cli_usage_error(check_usage, "option '%s' needs a value", argv[optind - 1]);
             goto out;
@@ -544,7 +532,7 @@ static int site_check(int argc, char **argv)
                                 argv[argc - 1]);
         goto out;
     }
-    s = hp_cli_site(argv[optind], workflow, dir, sets, nsets, &err);
+    s = hp_cli_site(argv[optind], &sa, &err);
     if (!s) {
         rc = hp_cli_error(&err);
         goto out;
@@ -598,7 +586,7 @@ static int site_check(int argc, char **argv)
 out:
     hp_check_report_release(&rep);
     hp_site_free(s);
-    free(sets);
+    hp_cli_siteargs_release(&sa);
     return rc;
 }
 

@@ -14,7 +14,7 @@
 #include "util.h"
 #include "banned.h"
 
-enum { OPT_TIMEOUT = 256, OPT_STDIN, OPT_SET, OPT_WORKFLOW, OPT_DIR, OPT_IDEMPOTENT };
+enum { OPT_TIMEOUT = 256, OPT_STDIN, OPT_IDEMPOTENT };
 
 /* ================================================================ ssh */
 
@@ -52,14 +52,11 @@ int cmd_ssh(int argc, char **argv)
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "stdin", no_argument, NULL, OPT_STDIN },
         { "idempotent", no_argument, NULL, OPT_IDEMPOTENT },
-        { "set", required_argument, NULL, OPT_SET },
-        { "workflow", required_argument, NULL, OPT_WORKFLOW },
-        { "dir", required_argument, NULL, OPT_DIR },
+        HP_CLI_SITE_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char **sets = NULL, *workflow = NULL, *dir = NULL;
-    size_t nsets = 0, asets = 0;
+    struct hp_cli_siteargs sa = { 0 };
     double timeout = 0;
     int use_stdin = 0, idem = 0, c, rc;
     struct hp_site *s = NULL;
@@ -71,6 +68,8 @@ int cmd_ssh(int argc, char **argv)
     opterr = 0;
     /* '+': options stop at SITE; everything after it is the command */
     while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        if (hp_cli_siteargs_opt(&sa, c, optarg))
+            continue;
         switch (c) {
         case 'h':
             fputs(ssh_usage, stdout);
@@ -88,12 +87,6 @@ int cmd_ssh(int argc, char **argv)
         }
         case OPT_STDIN: use_stdin = 1; break;
         case OPT_IDEMPOTENT: idem = 1; break;
-        case OPT_SET:
-            HP_ALLOC_GROW(sets, nsets + 1, asets);
-            sets[nsets++] = optarg;
-            break;
-        case OPT_WORKFLOW: workflow = optarg; break;
-        case OPT_DIR: dir = optarg; break;
         case ':':
             rc = hp_cli_usage_error(ssh_usage, "option '%s' needs a value", argv[optind - 1]);
             goto out;
@@ -119,7 +112,7 @@ int cmd_ssh(int argc, char **argv)
         while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
             hp_buf_add(&in, buf, n);
     }
-    s = hp_cli_site(site, workflow, dir, sets, nsets, &err);
+    s = hp_cli_site(site, &sa, &err);
     if (!s) {
         rc = hp_cli_error(&err);
         goto out;
@@ -146,7 +139,7 @@ int cmd_ssh(int argc, char **argv)
 out:
     hp_conn_free(conn);
     hp_site_free(s);
-    free(sets);
+    hp_cli_siteargs_release(&sa);
     hp_buf_release(&in);
     hp_buf_release(&out);
     hp_buf_release(&eo);
@@ -226,14 +219,11 @@ int cmd_cp(int argc, char **argv)
     static const struct option opts[] = {
         { "recursive", no_argument, NULL, 'r' },
         { "preserve", no_argument, NULL, 'p' },
-        { "set", required_argument, NULL, OPT_SET },
-        { "workflow", required_argument, NULL, OPT_WORKFLOW },
-        { "dir", required_argument, NULL, OPT_DIR },
+        HP_CLI_SITE_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char **sets = NULL, *workflow = NULL, *dir = NULL;
-    size_t nsets = 0, asets = 0;
+    struct hp_cli_siteargs sa = { 0 };
     int flags = 0, c, rc;
     char *site = NULL, *site2 = NULL, *target = NULL;
     struct hp_site *s = NULL;
@@ -243,6 +233,8 @@ int cmd_cp(int argc, char **argv)
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":hrp", opts, NULL)) != -1) {
+        if (hp_cli_siteargs_opt(&sa, c, optarg))
+            continue;
         switch (c) {
         case 'h':
             fputs(cp_usage, stdout);
@@ -251,12 +243,6 @@ int cmd_cp(int argc, char **argv)
             goto out;
         case 'r': flags |= HP_XFER_RECURSIVE; break;
         case 'p': flags |= HP_XFER_MODE; break;
-        case OPT_SET:
-            HP_ALLOC_GROW(sets, nsets + 1, asets);
-            sets[nsets++] = optarg;
-            break;
-        case OPT_WORKFLOW: workflow = optarg; break;
-        case OPT_DIR: dir = optarg; break;
         case ':':
             rc = hp_cli_usage_error(cp_usage, "option '%s' needs a value", argv[optind - 1]);
             goto out;
@@ -278,7 +264,7 @@ int cmd_cp(int argc, char **argv)
                                 "(SITE:PATH)");
         goto out;
     }
-    s = hp_cli_site(src_remote ? site : site2, workflow, dir, sets, nsets, &err);
+    s = hp_cli_site(src_remote ? site : site2, &sa, &err);
     if (!s) {
         rc = hp_cli_error(&err);
         goto out;
@@ -322,7 +308,7 @@ int cmd_cp(int argc, char **argv)
 out:
     hp_conn_free(conn);
     hp_site_free(s);
-    free(sets);
+    hp_cli_siteargs_release(&sa);
     free(site);
     free(site2);
     free(target);

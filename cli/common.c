@@ -52,14 +52,38 @@ void hp_cli_lint_line(const struct hp_plan *p, const struct hp_lint *l, struct h
 
 /* A site named on the command line: a profile name, or a profile file when
  * the name has a '/' or ends in .yaml. */
-struct hp_site *hp_cli_site(const char *name, const char *workflow, const char *dir,
-                            const char *const *sets, size_t nsets, struct hp_err *err)
+struct hp_site *hp_cli_site(const char *name, const struct hp_cli_siteargs *sa,
+                            struct hp_err *err)
 {
-    char *wdir = workflow ? hp_dirname(workflow) : dir ? hp_xstrdup(dir) : NULL;
-    struct hp_site_opts o = { .workflow_dir = wdir, .sets = sets, .nsets = nsets };
+    char *wdir = sa->workflow ? hp_dirname(sa->workflow) : sa->dir ? hp_xstrdup(sa->dir) : NULL;
+    struct hp_site_opts o = { .workflow_dir = wdir, .sets = sa->sets, .nsets = sa->nsets };
     struct hp_site *s = strchr(name, '/') || hp_ends_with(name, ".yaml")
                             ? hp_site_load_file(name, &o, err)
                             : hp_site_load(name, &o, err);
     free(wdir);
     return s;
+}
+
+int hp_cli_siteargs_opt(struct hp_cli_siteargs *a, int c, const char *arg)
+{
+    switch (c) {
+    case HP_OPT_SET:
+        HP_ALLOC_GROW(a->sets, a->nsets + 1, a->alloc);
+        a->sets[a->nsets++] = arg;
+        return 1;
+    case HP_OPT_WORKFLOW:
+        a->workflow = arg;
+        return 1;
+    case HP_OPT_DIR:
+        a->dir = arg;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+void hp_cli_siteargs_release(struct hp_cli_siteargs *a)
+{
+    free(a->sets);
+    memset(a, 0, sizeof(*a));
 }
