@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "buf.h"
 #include "campaign.h"
+#include "site.h"
 #include "stage.h"
 #include "util.h"
 #include "banned.h"
@@ -1363,8 +1365,57 @@ static int on_live_row(void *ctx, const struct hp_inst_row *row)
     return 0;
 }
 
+/* Stop the jobs in jc with the campaign's adapter, before anything is
+ * marked. -1 only when the site could not be reached or resolved. */
+static int cancel_jobs(const struct hp_campaign_info *ci, const struct jobs_ctx *jc,
+                       hp_cancel_site_fn load_site, void *arg, struct hp_cancel_result *res,
+                       struct hp_err *err)
+{
+    const struct hp_adapter_ops *ad = hp_adapter_find(ci->adapter);
+    if (!jc->n || !ad || !ad->cancel)
+        return 0;
+    struct hp_site *site = NULL;
+    void *impl = NULL;
+    if (strcmp(ad->name, "local") != 0) {
+        if (!load_site)
+            return 0;
+        site = load_site(ci->site, ci->workflow_path, arg, err);
+        if (!site)
+            goto unreached;
+        if (ad->open && !(impl = ad->open(site, err)))
+            goto unreached;
+    }
+    for (size_t k = 0; k < jc->n; k++) {
+        struct hp_err cerr;
+        hp_err_init(&cerr);
+        if (ad->cancel(impl, jc->ids[k], &cerr) == 0) {
+            res->signaled++;
+        } else if (!res->unstopped++) {
+            struct hp_buf b = HP_BUF_INIT;
+            hp_buf_addf(&b, "job %s: %s", jc->ids[k], cerr.msg);
+            size_t m = b.len < sizeof(res->first_refusal) - 1 ? b.len
+                                                              : sizeof(res->first_refusal) - 1;
+            memcpy(res->first_refusal, b.buf, m);
+            res->first_refusal[m] = '\0';
+            hp_buf_release(&b);
+        }
+    }
+    if (impl && ad->close)
+        ad->close(impl);
+    hp_site_free(site);
+    return 0;
+unreached:
+    hp_site_free(site);
+    if (!err->code)
+        hp_err_set(err, HP_ESITE, "site '%s' could not be resolved", ci->site);
+    hp_err_prefix(err, "cannot stop the %zu job%s of campaign '%s' on site '%s', so nothing "
+                       "was canceled", jc->n, jc->n == 1 ? "" : "s", ci->id, ci->site);
+    return -1;
+}
+
 int hp_campaign_cancel(const char *state_dir, const char *id, const char *const *names,
-                       size_t nnames, struct hp_cancel_result *res, struct hp_err *err)
+                       size_t nnames, hp_cancel_site_fn load_site, void *arg,
+                       struct hp_cancel_result *res, struct hp_err *err)
 {
     char *dir = NULL;
     int ret = -1;
@@ -1385,26 +1436,17 @@ int hp_campaign_cancel(const char *state_dir, const char *id, const char *const 
     if (hp_state_get_campaign(st, &ci, err) < 0)
         goto out;
     res->engine = hp_campaign_engine(dir);
-    if (!res->engine && hp_state_each_instance(st, -1, on_live_row, &jc, err) < 0)
-        goto out;
+    if (!res->engine) {
+        /* nobody else will stop the jobs: stop them here, first */
+        if (hp_state_each_instance(st, -1, on_live_row, &jc, err) < 0 ||
+            cancel_jobs(&ci, &jc, load_site, arg, res, err) < 0)
+            goto out;
+    }
     if (hp_state_cancel(st, names, names ? nnames : 0, "canceled by user", &res->marked,
                         err) < 0)
         goto out;
-    if (!res->engine) {
-        /* Nobody else will stop the jobs. The local adapter can do it from
-         * the job id alone; others wait for the next run. */
-        const struct hp_adapter_ops *ad = hp_adapter_find(ci.adapter);
-        if (ad && ad->cancel && !strcmp(ad->name, "local")) {
-            for (size_t k = 0; k < jc.n; k++) {
-                struct hp_err cerr;
-                hp_err_init(&cerr);
-                if (ad->cancel(NULL, jc.ids[k], &cerr) == 0)
-                    res->signaled++;
-            }
-        }
-        if (!names && hp_state_set_status(st, "canceled", err) < 0)
-            goto out;
-    }
+    if (!res->engine && !names && hp_state_set_status(st, "canceled", err) < 0)
+        goto out;
     ret = 0;
 out:
     for (size_t k = 0; k < jc.n; k++)

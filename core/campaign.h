@@ -118,13 +118,24 @@ int hp_campaign_find_instance(struct hp_state *st, const char *name, struct hp_i
 struct hp_cancel_result {
     size_t marked;                /* instances marked canceled */
     size_t signaled;              /* jobs this call canceled itself */
+    size_t unstopped;             /* jobs the scheduler refused to cancel */
+    char first_refusal[256];      /* why, for the first of them */
     pid_t engine;                 /* an engine runs and will cancel the jobs */
 };
+/* Resolves the campaign's site for hp_campaign_cancel: the site name and
+ * the workflow path the campaign recorded (may be NULL). NULL with err. */
+typedef struct hp_site *(*hp_cancel_site_fn)(const char *site, const char *workflow_path,
+                                             void *arg, struct hp_err *err);
 /* Cancel the whole campaign (names == NULL) or the instances / tasks named.
  * A name that matches nothing is HP_ENOTFOUND (nothing is canceled). Jobs
  * of canceled instances are stopped by the running engine, or here when none
- * runs and the adapter can do it without a connection (local). */
+ * runs: the local adapter from the job id alone, others (slurm, pbs, ...)
+ * through the site that load_site resolves, before anything is marked: a
+ * site that cannot be reached is an error and nothing is canceled, so that
+ * the command can be repeated. A job the scheduler refuses to cancel (it
+ * ended meanwhile) is counted in unstopped; its instance is still marked. */
 int hp_campaign_cancel(const char *state_dir, const char *id, const char *const *names,
-                       size_t nnames, struct hp_cancel_result *res, struct hp_err *err);
+                       size_t nnames, hp_cancel_site_fn load_site, void *arg,
+                       struct hp_cancel_result *res, struct hp_err *err);
 
 #endif

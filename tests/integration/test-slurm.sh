@@ -344,6 +344,40 @@ check "sshd kill: its outputs are here" test "$(wc -l < "$T/kill/all.out" 2>/dev
 check "sshd kill: the run noticed the outage" grep -q "failed\|not submitted now" "$T/kill/err"
 check "sshd kill: one job per instance" njobs "$TAG-kill" "$HP_H_USER" 4
 
+# --- cancel with no hpcport run alive: scancel through the site
+mkdir -p "$T/can"
+cat > "$T/can/can.yaml" <<'EOF'
+name: can
+tasks:
+  nap:
+    matrix: {i: [1, 2]}
+    command: [sleep, "300"]
+EOF
+"$HP" run "$T/can/can.yaml" --site hs --campaign "$TAG-can" > /dev/null 2>&1 &
+can_pid=$!
+submitted() { "$HP" status "$TAG-can" --json > "$T/cst.json" 2>/dev/null &&
+              [ "$(jget "$T/cst.json" "d['counts']['queued'] + d['counts']['active']")" = 2 ]; }
+check "cancel: both jobs are submitted" wait_for 60 submitted
+kill -9 "$can_pid"; wait "$can_pid" 2>/dev/null
+live_jobs() { squeue -h -u "$HP_H_USER" -o %j | grep -c "^$TAG-can\." ; }
+check "cancel: the jobs outlive the killed run" test "$(live_jobs)" = 2
+# a site that cannot be reached: nothing is marked, the jobs run on
+expect_rc 4 "cancel: an unreachable site is an error" \
+    "$HP" cancel "$TAG-can" --set login.port=1
+check "cancel: ... saying nothing was canceled" contains "$ERR" "nothing was canceled"
+"$HP" status "$TAG-can" --json > "$T/cst.json"
+check "cancel: ... and the state still has both instances live" \
+    test "$(jget "$T/cst.json" "d['counts']['queued'] + d['counts']['active']")" = 2
+expect_rc 0 "cancel: with the site reachable, the campaign is canceled" "$HP" cancel "$TAG-can"
+check "cancel: ... stopping both jobs itself" contains "$OUT" "stopped 2 running jobs"
+gone_jobs() { [ "$(live_jobs)" = 0 ]; }
+check "cancel: squeue no longer lists them" wait_for 30 gone_jobs
+"$HP" status "$TAG-can" --json > "$T/cst.json"
+check "cancel: status says 2 canceled" test "$(jget "$T/cst.json" "d['counts']['canceled']")" = 2
+cancelled_in_sacct() { [ "$(sacct -X -n -P -u "$HP_H_USER" -S now-2hours -o JobName,State |
+                             grep "^$TAG-can\." | grep -c '|CANCELLED')" = 2 ]; }
+check "cancel: sacct says CANCELLED for both" wait_for 30 cancelled_in_sacct
+
 # --- the timeout
 wait "$to_pid"
 rc=$?
