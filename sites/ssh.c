@@ -1370,7 +1370,7 @@ int ssh_exec_locked(struct hp_ssh *s, struct ssh_link *l, const char *const *arg
     enum { BUFSZ = 64 * 1024 };
     buf = hp_xmalloc(BUFSZ);
     size_t inoff = 0;
-    int eof_sent = 0, out_done = 0, err_done = 0;
+    int eof_sent = 0, out_done = 0, err_done = 0, nudged = 0;
     while (!(out_done && err_done)) {
         int progress = 0;
         if (inoff < inlen) {
@@ -1409,6 +1409,18 @@ int ssh_exec_locked(struct hp_ssh *s, struct ssh_link *l, const char *const *arg
                     if (dst)
                         hp_conn_output_add(dst, buf, (size_t)r);
                     progress = 1;
+                    if (!nudged) {
+                        /* Answer the first output at once (a window adjust
+                         * for what was read): through a jump host, the
+                         * login sshd holds back what follows (exit status,
+                         * EOF) until its first segment is acknowledged,
+                         * which the jump host's kernel delays by 40 ms
+                         * unless it has something to send back. */
+                        unsigned int win;
+                        if (libssh2_channel_receive_window_adjust2(ch, (unsigned long)r, 1,
+                                                                   &win) != LIBSSH2_ERROR_EAGAIN)
+                            nudged = 1;
+                    }
                     continue;
                 }
                 if (r == LIBSSH2_ERROR_EAGAIN)
