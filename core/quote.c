@@ -44,36 +44,52 @@ void hp_sq_quote_pretty(struct hp_buf *out, const char *s)
         hp_sq_quote(out, s);
 }
 
+static int name_char(char c, int first)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+           (!first && c >= '0' && c <= '9');
+}
+
+size_t hp_path_var(const char *p, const char **name, size_t *nlen)
+{
+    if (p[0] != '$')
+        return 0;
+    int brace = p[1] == '{';
+    const char *n = p + 1 + brace;
+    size_t l = 0;
+    while (name_char(n[l], l == 0))
+        l++;
+    if (!l || (brace && n[l] != '}'))
+        return 0;
+    *name = n;
+    *nlen = l;
+    return (size_t)(n - p) + l + (size_t)brace;
+}
+
 void hp_sq_quote_path(struct hp_buf *out, const char *s)
 {
-    const char *p = s, *name, *end;
-    if (*p != '$') {
-        hp_sq_quote(out, s);
-        return;
-    }
-    p++;
-    int brace = *p == '{';
-    if (brace)
-        p++;
-    name = p;
-    if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_')) {
-        hp_sq_quote(out, s);
-        return;
-    }
-    while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-           *p == '_')
-        p++;
-    end = p;
-    if (brace) {
-        if (*p != '}') {
-            hp_sq_quote(out, s);
-            return;
+    const char *lit = s, *p = s, *name;
+    size_t nlen, len;
+    int any = 0;
+    struct hp_buf part = HP_BUF_INIT;
+    while (*p) {
+        if (!(len = hp_path_var(p, &name, &nlen))) {
+            p++;
+            continue;
         }
-        p++;
+        if (p > lit) {
+            hp_buf_reset(&part);
+            hp_buf_add(&part, lit, (size_t)(p - lit));
+            hp_sq_quote(out, part.buf);
+        }
+        hp_buf_adds(out, "\"${");
+        hp_buf_add(out, name, nlen);
+        hp_buf_adds(out, "}\"");
+        any = 1;
+        p += len;
+        lit = p;
     }
-    hp_buf_adds(out, "\"${");
-    hp_buf_add(out, name, (size_t)(end - name));
-    hp_buf_adds(out, "}\"");
-    if (*p)
-        hp_sq_quote(out, p);
+    if (*lit || !any)
+        hp_sq_quote(out, lit);
+    hp_buf_release(&part);
 }

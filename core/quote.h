@@ -5,6 +5,7 @@
 #ifndef HP_QUOTE_H
 #define HP_QUOTE_H
 
+#include <stddef.h>
 #include "buf.h"
 
 /* Append s as one single-quoted shell word: 'it'\''s'. Safe for any byte
@@ -17,9 +18,13 @@ int hp_shell_safe(const char *s);
 /* Append s quoted only if needed (for human-readable output). */
 void hp_sq_quote_pretty(struct hp_buf *out, const char *s);
 
-/* Like hp_sq_quote, but a leading $NAME or ${NAME} (as site profiles write
- * "$SCRATCH/x") stays expandable: "${NAME}"'/x'. Only for paths whose
- * leading variable came from a site profile. */
+/* Like hp_sq_quote, but every $NAME or ${NAME} (as site profiles write
+ * "$SCRATCH/x" or "/home/$USER") stays expandable: "${SCRATCH}"'/x',
+ * '/home/'"${USER}". Only for paths whose variables came from a site
+ * profile. */
 void hp_sq_quote_path(struct hp_buf *out, const char *s);
+/* If p starts with $NAME or ${NAME}: its length, with *name and *nlen the
+ * name; else 0. */
+size_t hp_path_var(const char *p, const char **name, size_t *nlen);
 
 #endif

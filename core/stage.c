@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "quote.h"
 #include "stage.h"
 #include "site.h"
 #include "util.h"
@@ -117,65 +118,49 @@ static const char *env_get(const struct hp_stage *st, const char *name, size_t n
     return NULL;
 }
 
-static int is_name_char(char c, int first)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
-           (!first && c >= '0' && c <= '9');
-}
-
 char *hp_stage_expand(struct hp_stage *st, const char *path, struct hp_err *err)
 {
-    const char *name, *rest;
-    size_t nlen = 0;
-    if (path[0] != '$') {
-        if (path[0] != '/') {
-            hp_err_set(err, HP_ESITE, "site '%s': path '%s' is not absolute; give "
-                       "filesystems.scratch (or home) as an absolute path or a $VARIABLE",
-                       st->site->name, path);
-            return NULL;
+    if (path[0] != '/' && !hp_path_var(path, &(const char *){ NULL }, &(size_t){ 0 })) {
+        hp_err_set(err, HP_ESITE, "site '%s': path '%s' is not absolute; give "
+                   "filesystems.scratch (or home) as an absolute path or start it with a "
+                   "$VARIABLE", st->site->name, path);
+        return NULL;
+    }
+    struct hp_buf b = HP_BUF_INIT;
+    const char *p = path, *name;
+    size_t nlen, len;
+    while (*p) {
+        if (!(len = hp_path_var(p, &name, &nlen))) {
+            hp_buf_addch(&b, *p++);
+            continue;
         }
-        return hp_xstrdup(path);
+        const char *v = NULL;
+        for (int login = 0; login < 2 && !v; login++) {
+            if (st->env_tried <= login && load_env(st, login, err) < 0)
+                goto fail;
+            v = env_get(st, name, nlen);
+        }
+        if (!v || !*v) {
+            const char *ptr = st->site->scratch && strstr(st->site->scratch, "$") &&
+                                      !strncmp(st->site->scratch, path, (size_t)(p - path) + len)
+                                  ? "/filesystems/scratch" : "/filesystems/home";
+            const char *o = hp_site_origin(st->site, ptr);
+            hp_err_set(err, HP_ESITE, "site '%s': $%.*s is not set on the login node, not even "
+                       "in a login shell (%s%s%s uses it); set %s to an absolute path",
+                       st->site->name, (int)nlen, name, ptr + 1, *o ? " at " : "", o, ptr + 1);
+            goto fail;
+        }
+        if (p == path && v[0] != '/') {
+            hp_err_set(err, HP_ESITE, "site '%s': $%.*s is '%s' on the login node, not an "
+                       "absolute path", st->site->name, (int)nlen, name, v);
+            goto fail;
+        }
+        hp_buf_adds(&b, v);
+        p += len;
     }
-    if (path[1] == '{') {
-        name = path + 2;
-        while (is_name_char(name[nlen], nlen == 0))
-            nlen++;
-        if (name[nlen] != '}' || !nlen)
-            goto bad;
-        rest = name + nlen + 1;
-    } else {
-        name = path + 1;
-        while (is_name_char(name[nlen], nlen == 0))
-            nlen++;
-        if (!nlen)
-            goto bad;
-        rest = name + nlen;
-    }
-    const char *v = NULL;
-    for (int login = 0; login < 2 && !v; login++) {
-        if (st->env_tried <= login && load_env(st, login, err) < 0)
-            return NULL;
-        v = env_get(st, name, nlen);
-    }
-    if (!v || !*v) {
-        const char *ptr = st->site->scratch && strstr(st->site->scratch, "$") &&
-                                  !strncmp(st->site->scratch, path, (size_t)(rest - path))
-                              ? "/filesystems/scratch" : "/filesystems/home";
-        const char *o = hp_site_origin(st->site, ptr);
-        hp_err_set(err, HP_ESITE, "site '%s': $%.*s is not set on the login node, not even in a "
-                   "login shell (%s%s%s uses it); set %s to an absolute path",
-                   st->site->name, (int)nlen, name, ptr + 1, *o ? " at " : "", o, ptr + 1);
-        return NULL;
-    }
-    if (v[0] != '/') {
-        hp_err_set(err, HP_ESITE, "site '%s': $%.*s is '%s' on the login node, not an "
-                   "absolute path", st->site->name, (int)nlen, name, v);
-        return NULL;
-    }
-    return hp_xasprintf("%s%s", v, rest);
-bad:
-    hp_err_set(err, HP_ESITE, "site '%s': cannot read the variable at the start of '%s'",
-               st->site->name, path);
+    return hp_buf_detach(&b, NULL);
+fail:
+    hp_buf_release(&b);
     return NULL;
 }
 

@@ -220,6 +220,31 @@ static void test_quote_corpus(void **state)
     hp_sq_quote_path(&b, "$SCRATCH/a b");
     assert_string_equal(b.buf, "\"${SCRATCH}\"'/a b'");
     hp_buf_release(&b);
+    /* variables anywhere stay variables; everything else stays literal, and
+     * the shell agrees */
+    static const char *const paths[][2] = {
+        { "/home/$USER/x", "'/home/'\"${USER}\"'/x'" },
+        { "/p/${PROJ}_a/$USER", "'/p/'\"${PROJ}\"'_a/'\"${USER}\"" },
+        { "/a/$1/$(touch pwned)/$", "'/a/$1/$(touch pwned)/$'" },
+        { "/a/${B/c", "'/a/${B/c'" },
+        { "", "''" },
+    };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        hp_buf_reset(&b);
+        hp_sq_quote_path(&b, paths[i][0]);
+        assert_string_equal(b.buf, paths[i][1]);
+    }
+    hp_buf_reset(&b);
+    hp_buf_adds(&b, "USER=u PROJ='p q' && printf %s ");
+    hp_sq_quote_path(&b, "/p/${PROJ}_a/$USER/'$(touch pwned)'");
+    FILE *f = popen(b.buf, "r");
+    char got[256] = "";
+    assert_non_null(f);
+    assert_non_null(fgets(got, sizeof(got), f));
+    pclose(f);
+    assert_string_equal(got, "/p/p q_a/u/'$(touch pwned)'");
+    assert_int_equal(access("pwned", F_OK), -1);
+    hp_buf_release(&b);
 }
 
 static void test_durations(void **state)
