@@ -1,15 +1,19 @@
-/* adapter.c - the registry of built-in adapters and the job state names. */
+/* adapter.c - the registry of built-in adapters (plugins: plugin.c) and the job
+ * state names. */
 #include <string.h>
 #include "adapter.h"
+#include "plugin.h"
 #include "banned.h"
 
 extern const struct hp_adapter_ops hp_adapter_local;
 extern const struct hp_adapter_ops hp_adapter_slurm;
+extern const struct hp_adapter_ops hp_adapter_pbs;
 /* Further built-ins (pbs, ...) are declared here and listed below. */
 
 static const struct hp_adapter_ops *const builtins[] = {
     &hp_adapter_local,
     &hp_adapter_slurm,
+    &hp_adapter_pbs,
     NULL,
 };
 
@@ -18,7 +22,7 @@ const struct hp_adapter_ops *hp_adapter_find(const char *name)
     for (size_t i = 0; name && builtins[i]; i++)
         if (!strcmp(builtins[i]->name, name))
             return builtins[i];
-    return NULL;
+    return name ? hp_plugin_find(name, NULL) : NULL;
 }
 
 const struct hp_adapter_ops *const *hp_adapter_list(void)

@@ -151,8 +151,15 @@ struct hp_adapter_ops {
                  struct hp_check_report *rep, struct hp_err *err);
 };
 
-/* Built-in adapters by name ("local", "slurm", ...), NULL if unknown. */
+/* Adapter by name: a built-in one ("local", "slurm", ...), else the adapter
+ * plugin NAME.so on the plugin path (adapters/plugin.h); NULL if neither
+ * (or the plugin was refused). */
 const struct hp_adapter_ops *hp_adapter_find(const char *name);
+/* The adapter of site->scheduler, as hp_adapter_find(), or NULL with err
+ * (HP_ESITE, at the profile's scheduler.type): the directories searched and
+ * a did-you-mean for an unknown name, or why a plugin was refused. */
+const struct hp_adapter_ops *hp_adapter_for_site(const struct hp_site *site,
+                                                 struct hp_err *err);
 /* NULL-terminated list of built-in adapters. */
 const struct hp_adapter_ops *const *hp_adapter_list(void);
 

@@ -10,39 +10,58 @@ static void word(struct hp_buf *out, const char *w)
     hp_sq_quote(out, w);
 }
 
+/* The runtime's option for a GPU task: the site's container.gpu_options when
+ * the profile states them (AMD and Intel GPU nodes need other options than
+ * NVIDIA's --nv, or none), else the runtime's usual one. Site values are
+ * quoted where a shell would read them otherwise. */
+static void gpu_options(const struct hp_jobspec *spec, const struct hp_site *site,
+                        const char *usual, struct hp_buf *out)
+{
+    if (spec->res.gpus <= 0)
+        return;
+    if (!site->container_gpu_options_set) {
+        if (usual)
+            hp_buf_addf(out, " %s", usual);
+        return;
+    }
+    for (size_t i = 0; site->container_gpu_options && site->container_gpu_options[i]; i++) {
+        hp_buf_addch(out, ' ');
+        hp_sq_quote_pretty(out, site->container_gpu_options[i]);
+    }
+}
+
 static void container_prefix(const struct hp_jobspec *spec, const struct hp_site *site,
                              struct hp_buf *out)
 {
     const char *rt = site->container_runtime;
     if (!spec->container || !rt || !strcmp(rt, "none"))
         return;
-    int gpu = spec->res.gpus > 0;
     if (!strcmp(rt, "apptainer") || !strcmp(rt, "singularity")) {
         hp_buf_adds(out, rt);
         hp_buf_adds(out, " exec");
-        if (gpu)
-            hp_buf_adds(out, " --nv");
+        gpu_options(spec, site, "--nv", out);
         word(out, spec->container);
     } else if (!strcmp(rt, "podman-hpc")) {
         hp_buf_adds(out, "podman-hpc run --rm");
-        if (gpu)
-            hp_buf_adds(out, " --gpu");
+        gpu_options(spec, site, "--gpu", out);
         hp_buf_adds(out, " -v \"$PWD:$PWD\" -w \"$PWD\"");
         word(out, spec->container);
     } else if (!strcmp(rt, "shifter")) {
-        hp_buf_adds(out, "shifter ");
+        hp_buf_adds(out, "shifter");
+        gpu_options(spec, site, NULL, out);
+        hp_buf_addch(out, ' ');
         struct hp_buf img = HP_BUF_INIT;
         hp_buf_addf(&img, "--image=%s", spec->container);
         hp_sq_quote(out, img.buf);
         hp_buf_release(&img);
     } else if (!strcmp(rt, "enroot")) {
         hp_buf_adds(out, "enroot start");
+        gpu_options(spec, site, NULL, out);
         word(out, spec->container);
     } else { /* docker, podman */
         hp_buf_adds(out, rt);
         hp_buf_adds(out, " run --rm");
-        if (gpu)
-            hp_buf_adds(out, " --gpus all");
+        gpu_options(spec, site, "--gpus all", out);
         hp_buf_adds(out, " -v \"$PWD:$PWD\" -w \"$PWD\"");
         for (size_t i = 0; i < spec->nenv; i++) {
             struct hp_buf e = HP_BUF_INIT;
@@ -69,6 +88,9 @@ static void launcher_prefix(const struct hp_jobspec *spec, const struct hp_site 
         if (spec->res.cores > 1)
             hp_buf_addf(out, " --cpus-per-task=%d", spec->res.cores);
         hp_buf_addch(out, ' ');
+    } else if (!strcmp(l, "ibrun")) {
+        /* ibrun takes the task layout from the job's own -N/-n */
+        hp_buf_adds(out, "ibrun ");
     } else if (!strcmp(l, "aprun")) {
         hp_buf_addf(out, "aprun -n %d", ntasks);
         if (spec->res.cores > 1)

@@ -90,6 +90,33 @@ static void path_directive(struct hp_buf *out, const char *opt, const char *path
     hp_buf_release(&v);
 }
 
+/* GPUs as the site takes them (scheduler.gpu_request): per node (the
+ * default), as a generic resource, as the job's total, or not at all where
+ * whole nodes come with all their GPUs. */
+static void gpu_directive(struct hp_buf *out, const struct hp_jobspec *spec,
+                          const struct hp_site *site, int nodes)
+{
+    const char *how = site->gpu_request ? site->gpu_request : "gpus-per-node";
+    const char *type = spec->res.gpu_type;
+    char buf[64];
+    if (!strcmp(how, "none"))
+        return;
+    if (!strcmp(how, "gres")) {
+        if (type)
+            snprintf(buf, sizeof(buf), "gpu:%.40s:%d", type, spec->res.gpus);
+        else
+            snprintf(buf, sizeof(buf), "gpu:%d", spec->res.gpus);
+        directive(out, "gres", buf);
+        return;
+    }
+    long n = !strcmp(how, "gpus") ? (long)spec->res.gpus * nodes : spec->res.gpus;
+    if (type)
+        snprintf(buf, sizeof(buf), "%.40s:%ld", type, n);
+    else
+        snprintf(buf, sizeof(buf), "%ld", n);
+    directive(out, !strcmp(how, "gpus") ? "gpus" : "gpus-per-node", buf);
+}
+
 static int check_line(const char *what, const char *v, struct hp_err *err)
 {
     if (v && strpbrk(v, "\n\r"))
@@ -132,7 +159,7 @@ static int slurm_render(const struct hp_jobspec *spec, const struct hp_site *sit
     free(name);
     if (spec->token)
         directive(out, "comment", spec->token);
-    if (spec->partition)
+    if (spec->partition && (!part || part->pass_name))
         directive(out, "partition", spec->partition);
     if (site->account)
         directive(out, "account", site->account);
@@ -152,13 +179,8 @@ static int slurm_render(const struct hp_jobspec *spec, const struct hp_site *sit
         snprintf(buf, sizeof(buf), "%lldM", (long long)spec->res.memory_mb);
         directive(out, "mem", buf);
     }
-    if (spec->res.gpus > 0) {
-        if (spec->res.gpu_type)
-            snprintf(buf, sizeof(buf), "%.40s:%d", spec->res.gpu_type, spec->res.gpus);
-        else
-            snprintf(buf, sizeof(buf), "%d", spec->res.gpus);
-        directive(out, "gpus-per-node", buf);
-    }
+    if (spec->res.gpus > 0)
+        gpu_directive(out, spec, site, nodes);
     if (spec->res.walltime > 0) {
         hp_format_duration(spec->res.walltime, buf, sizeof(buf));
         directive(out, "time", buf);

@@ -21,6 +21,7 @@ extern struct hp_cli hp_cli;
 typedef int (*hp_cmd_fn)(int argc, char **argv);
 
 /* Each subcommand: argv[0] is the subcommand name. Returns the exit status. */
+int cmd_adapters(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_cp(int argc, char **argv);

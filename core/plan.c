@@ -448,12 +448,9 @@ static void lint_site(struct hp_plan *p)
 struct hp_plan *hp_plan_new(const struct hp_workflow *wf, const struct hp_site *site,
                             const struct hp_plan_opts *opts, struct hp_err *err)
 {
-    const struct hp_adapter_ops *ad = hp_adapter_find(site->scheduler);
-    if (!ad || !ad->render) {
-        hp_err_set(err, HP_ESITE, "site '%s' uses scheduler '%s', which this hpcport "
-                   "cannot drive yet", site->name, site->scheduler);
+    const struct hp_adapter_ops *ad = hp_adapter_for_site(site, err);   /* or a plugin */
+    if (!ad)
         return NULL;
-    }
     struct hp_plan *p = hp_xcalloc(1, sizeof(*p));
     p->wf = wf;
     p->site = site;

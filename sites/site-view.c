@@ -135,6 +135,7 @@ static int fill_partitions(struct site_ctx *c, struct hp_site *s, json_t *sched)
 #undef PP
         hp->gpu_type = opt_str(json_object_get(p, "gpu_type"));
         hp->qos = opt_str(json_object_get(p, "qos"));
+        hp->pass_name = !json_is_false(json_object_get(p, "pass_name"));
     }
 
     s->default_partition = opt_str(json_object_get(sched, "default_partition"));
@@ -184,6 +185,8 @@ static int fill_scheduler(struct site_ctx *c, struct hp_site *s)
         get_duration(c, json_object_get(sched, "default_walltime"),
                      "/scheduler/default_walltime", &s->default_walltime) < 0)
         return -1;
+    const char *gr = json_string_value(json_object_get(sched, "gpu_request"));
+    s->gpu_request = hp_xstrdup(gr ? gr : "gpus-per-node");
     if (s->max_walltime && s->default_walltime > s->max_walltime) {
         char d[32], m[32];
         hp_format_duration(s->default_walltime, d, sizeof(d));
@@ -296,6 +299,9 @@ int site_fill_view(struct site_ctx *c, struct hp_site *s)
 
     const char *rt = json_string_value(at(root, "container", "runtime"));
     s->container_runtime = rt && strcmp(rt, "none") != 0 ? hp_xstrdup(rt) : NULL;
+    json_t *gpu_opts = at(root, "container", "gpu_options");
+    s->container_gpu_options = str_list(gpu_opts);
+    s->container_gpu_options_set = json_is_array(gpu_opts);
     const char *launcher = json_string_value(json_object_get(root, "launcher"));
     if (!launcher)      /* the scheduler's usual launcher */
         launcher = !strcmp(s->scheduler, "slurm") ? "srun"
@@ -356,6 +362,7 @@ void hp_site_free(struct hp_site *s)
     free(s->qos);
     free(s->constraint);
     strv_free(s->directives);
+    free(s->gpu_request);
     free(s->login_host);
     free(s->login_user);
     strv_free(s->jump);
@@ -368,6 +375,7 @@ void hp_site_free(struct hp_site *s)
     strv_free(s->shared);
     free(s->gpu_type);
     free(s->container_runtime);
+    strv_free(s->container_gpu_options);
     free(s->launcher);
     strv_free(s->setup);
     strv_free(s->modules);

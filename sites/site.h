@@ -35,6 +35,7 @@ struct hp_partition {
     int gpus_per_node;       /* -1 = site default */
     char *gpu_type;          /* NULL = site default */
     char *qos;               /* NULL = site default */
+    int pass_name;           /* 0: jobs do not name the partition (pass_name: false) */
 };
 
 struct hp_site {
@@ -53,6 +54,8 @@ struct hp_site {
     int max_queued_jobs;     /* 0 = no limit known */
     int64_t max_walltime;    /* seconds, site-wide, 0 = none */
     int64_t default_walltime;/* seconds, 0 = none */
+    char *gpu_request;       /* never NULL: "gpus-per-node" (also when unstated),
+                                "gres", "gpus" or "none" */
     /* login */
     char *login_host;        /* NULL for local */
     char *login_user;
@@ -76,7 +79,10 @@ struct hp_site {
     char *container_runtime; /* "apptainer", "singularity", "podman-hpc",
                                 "shifter", "docker", "podman", "enroot" or NULL
                                 (absent or "none") */
-    char *launcher;          /* "srun", "mpiexec", "mpirun", "aprun", "none";
+    char **container_gpu_options; /* runtime options for GPU tasks, NULL-terminated;
+                                     used only when container_gpu_options_set */
+    int container_gpu_options_set;  /* the profile states container.gpu_options */
+    char *launcher;          /* "srun", "mpiexec", "mpirun", "aprun", "ibrun", "none";
                                 when the profile says none: srun for slurm,
                                 mpiexec for pbs, none for local */
     char **setup;            /* shell lines run before each job (site author's) */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "adapter.h"
 #include "site.h"
 #include "util.h"
 #include "banned.h"
@@ -579,6 +580,123 @@ static void test_partition_lookup(void **state)
     dirs_free(&d);
 }
 
+/* Keys for centres' rules: pass_name, gpu_request, container.gpu_options and
+ * the ibrun launcher, in the typed view and in what the Slurm adapter renders. */
+static char *render_slurm(const struct hp_site *site, const struct hp_jobspec *spec)
+{
+    const struct hp_adapter_ops *ad = hp_adapter_find("slurm");
+    struct hp_buf out = HP_BUF_INIT;
+    struct hp_err err;
+    hp_err_init(&err);
+    assert_non_null(ad);
+    if (ad->render(spec, site, &out, &err) < 0)
+        fail_msg("render failed: %s", err.msg);
+    return hp_buf_detach(&out, NULL);
+}
+
+static void has(const char *script, const char *want)
+{
+    if (!script || !strstr(script, want))
+        fail_msg("the script lacks '%s':\n%s", want, script ? script : "(none)");
+}
+
+static void test_centre_keys(void **state)
+{
+    (void)state;
+    struct dirs d;
+    dirs_new(&d, "centre");
+    write_file(d.config, "sites/qosq.yaml",
+               "scheduler:\n  type: slurm\n  constraint: gpu\n  gpu_request: gres\n"
+               "  partitions:\n    - {name: regular, qos: regular, pass_name: false}\n"
+               "    - {name: batch, pass_name: true}\n    - {name: plain}\n"
+               "container: {runtime: apptainer, gpu_options: [--rocm, \"a b\"]}\n"
+               "launcher: ibrun\n");
+    write_file(d.config, "sites/plain.yaml",
+               "scheduler: {type: slurm, gpu_request: gpus}\n"
+               "container: {runtime: singularity, gpu_options: []}\n");
+    write_file(d.config, "sites/dflt.yaml", "scheduler: {type: slurm}\n"
+               "container: {runtime: podman-hpc}\n");
+    write_file(d.config, "sites/bad.yaml", "scheduler: {type: slurm, gpu_request: gpu}\n");
+    struct hp_site_opts o = { .config_dir = d.config };
+    static const char *const argv[] = { "train", NULL };
+    struct hp_jobspec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.campaign = "c";
+    spec.instance = "t";
+    spec.job_name = "c.t";
+    spec.attempt = 1;
+    spec.argv = argv;
+    spec.res.nodes = 2;
+    spec.res.ntasks = 8;
+    spec.res.gpus = 4;
+    spec.container = "img.sif";
+
+    /* typed view */
+    struct hp_site *s = must_load("qosq", &o);
+    assert_int_equal(s->nparts, 3);
+    assert_int_equal(s->parts[0].pass_name, 0);
+    assert_int_equal(s->parts[1].pass_name, 1);
+    assert_int_equal(s->parts[2].pass_name, 1);      /* unstated: passed */
+    assert_string_equal(s->gpu_request, "gres");
+    assert_int_equal(s->container_gpu_options_set, 1);
+    assert_string_equal(s->container_gpu_options[0], "--rocm");
+    assert_string_equal(s->container_gpu_options[1], "a b");
+    assert_null(s->container_gpu_options[2]);
+    assert_string_equal(s->launcher, "ibrun");
+
+    /* a QOS queue: no --partition, its qos and the site's constraint */
+    spec.partition = "regular";
+    char *out = render_slurm(s, &spec);
+    assert_null(strstr(out, "--partition"));
+    has(out, "#SBATCH --qos=regular\n");
+    has(out, "#SBATCH --constraint=gpu\n");
+    has(out, "#SBATCH --gres=gpu:4\n");
+    assert_null(strstr(out, "--gpus-per-node"));
+    /* options quoted where a shell needs it; ibrun takes the job's layout */
+    has(out, "exec ibrun apptainer exec --rocm 'a b' 'img.sif' 'train'\n");
+    free(out);
+    spec.partition = "batch";
+    spec.res.gpu_type = "a100";
+    out = render_slurm(s, &spec);
+    has(out, "#SBATCH --partition=batch\n");
+    has(out, "#SBATCH --gres=gpu:a100:4\n");
+    free(out);
+    hp_site_free(s);
+
+    /* --gpus is the job's total; [] gives no runtime option */
+    s = must_load("plain", &o);
+    assert_int_equal(s->container_gpu_options_set, 1);
+    assert_null(s->container_gpu_options[0]);
+    spec.partition = NULL;
+    spec.res.gpu_type = NULL;
+    out = render_slurm(s, &spec);
+    has(out, "#SBATCH --gpus=8\n");
+    has(out, "exec srun --nodes=2 --ntasks=8 singularity exec 'img.sif' 'train'\n");
+    free(out);
+    hp_site_free(s);
+
+    /* unstated: --gpus-per-node and the runtime's usual option */
+    s = must_load("dflt", &o);
+    assert_string_equal(s->gpu_request, "gpus-per-node");
+    assert_int_equal(s->container_gpu_options_set, 0);
+    out = render_slurm(s, &spec);
+    has(out, "#SBATCH --gpus-per-node=4\n");
+    has(out, "podman-hpc run --rm --gpu -v");
+    free(out);
+    spec.res.gpus = 0;           /* no GPUs: no GPU option, none of the runtime's */
+    out = render_slurm(s, &spec);
+    assert_null(strstr(out, "gpu"));
+    free(out);
+    hp_site_free(s);
+
+    int code = 0;
+    const char *msg = load_err("bad", &o, &code);
+    assert_int_equal(code, HP_EINPUT);
+    has(msg, "bad.yaml:1:");
+    has(msg, "(at /scheduler/gpu_request)");
+    dirs_free(&d);
+}
+
 static void test_auto_elsewhere(void **state)
 {
     (void)state;
@@ -618,17 +736,31 @@ static void test_list(void **state)
     dirs_new(&d, "list");
     write_file(d.config, "sites/zeta.yaml", "description: last\nscheduler: {type: pbs}\n");
     write_file(d.config, "sites/alpha.yaml", "extends: zeta\n");
-    write_file(d.config, "sites/broken.yaml", "scheduler: {type: slrum}\n");
+    write_file(d.config, "sites/broken.yaml", "scheduler: {type: Slurm}\n");
     write_file(d.config, "sites/local.yaml", "nodes: {cores: 1}\n");
     write_file(d.config, "sites/.hidden.yaml", "scheduler: {type: slurm}\n");
     write_file(d.config, "sites/notes.txt", "not a profile\n");
     write_file(d.wf, "sites/wfonly.yaml", "scheduler: {type: local}\n");
     struct hp_site_opts o = { .config_dir = d.config, .workflow_dir = d.wf };
-    struct hp_site_entry *e;
-    size_t n;
+    struct hp_site_entry *all;
+    size_t nall;
     struct hp_err err;
     hp_err_init(&err);
-    assert_int_equal(hp_site_list(&o, &e, &n, &err), 0);
+    assert_int_equal(hp_site_list(&o, &all, &nall, &err), 0);
+    /* the bundled centre profiles are listed too; look at the others */
+    struct hp_site_entry *e = hp_xcalloc(nall, sizeof(*e));
+    size_t n = 0, bundled = 0;
+    for (size_t i = 0; i < nall; i++) {
+        if (hp_starts_with(all[i].source, "<bundled>/"))
+            bundled++;
+        else
+            e[n++] = all[i];
+        if (!strcmp(all[i].name, "perlmutter-gpu")) {
+            assert_string_equal(all[i].source, "<bundled>/perlmutter-gpu.yaml");
+            assert_string_equal(all[i].scheduler, "slurm");
+        }
+    }
+    assert_true(bundled >= 12);
     assert_int_equal(n, 5);
     assert_string_equal(e[0].name, "alpha");
     assert_string_equal(e[0].scheduler, "pbs");
@@ -644,7 +776,8 @@ static void test_list(void **state)
     free(want);
     assert_string_equal(e[3].name, "wfonly");
     assert_string_equal(e[4].name, "zeta");
-    hp_site_entries_free(e, n);
+    free(e);
+    hp_site_entries_free(all, nall);
     hp_site_entries_free(NULL, 0);
     hp_site_free(NULL);
     dirs_free(&d);
@@ -754,6 +887,7 @@ int main(void)
         cmocka_unit_test(test_typed_view_example),
         cmocka_unit_test(test_env_values),
         cmocka_unit_test(test_partition_lookup),
+        cmocka_unit_test(test_centre_keys),
         cmocka_unit_test(test_auto_elsewhere),
         cmocka_unit_test(test_load_file_missing),
         cmocka_unit_test(test_list),
