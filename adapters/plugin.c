@@ -6,7 +6,12 @@
  * as the process: plans borrow a plugin's ops, so a loaded plugin is never
  * closed, and a refused one is not tried again (dlopen would run its
  * constructors again). Files and directories that every user may write to
- * are refused: loading one would run anybody's code. */
+ * are refused: loading one would run anybody's code.
+ *
+ * A plugin is first loaded in a child process (fork, dlopen, read its
+ * descriptor, exit): one that crashes or exits while it loads -- in a
+ * constructor, or through a broken relocation -- is refused with what
+ * happened to the child, and this process never runs it. */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -14,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "hpcport-adapter.h"
 #include "plugin.h"
 #include "site.h"
@@ -143,12 +151,48 @@ static int check_file(struct loaded *l)
     return 0;
 }
 
+/* Load the plugin in a child first; refuse it when that child does not
+ * come back in one piece. Load errors that dlopen reports are left to the
+ * real load, which words them. */
+static int probe(struct loaded *l)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return refuse(l, "cannot try it in a child process: %s", strerror(errno));
+    if (pid == 0) {
+        /* the signal, not a handler's report (sanitizers install some) */
+        static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+            signal(sigs[i], SIG_DFL);
+        void *h = dlopen(l->path, RTLD_NOW | RTLD_LOCAL);
+        if (h) {
+            const volatile struct hpcport_adapter *d = dlsym(h, HPCPORT_ADAPTER_SYMBOL);
+            if (d && d->abi == HPCPORT_ADAPTER_ABI && d->ops) {
+                const volatile struct hp_adapter_ops *o = d->ops;
+                (void)o->name;
+            }
+        }
+        _exit(0);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return refuse(l, "cannot try it in a child process: %s", strerror(errno));
+    if (WIFSIGNALED(st))
+        return refuse(l, "it crashed while loading (signal %d, %s); a constructor or its "
+                      "descriptor is broken", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    if (WEXITSTATUS(st) != 0)
+        return refuse(l, "it ended the process while loading (exit %d)", WEXITSTATUS(st));
+    return 0;
+}
+
 static int load_into(struct loaded *l)
 {
     if (!hp_adapter_valid_name(l->name))
         return refuse(l, "'%s' is not an adapter name ([a-z][a-z0-9_-]*, at most %d "
                       "characters); rename the file", l->name, NAME_MAX_LEN);
-    if (check_file(l) < 0)
+    if (check_file(l) < 0 || probe(l) < 0)
         return -1;
     dlerror();
     void *h = dlopen(l->path, RTLD_NOW | RTLD_LOCAL);

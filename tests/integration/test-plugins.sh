@@ -32,6 +32,10 @@ check "undefined symbol refused" \
     contains "$OUT" "adapter plugin $PLUGINS/undefsym.so: cannot load it: undefined symbol: hp_function_from_the_future"
 check "name mismatch refused" \
     contains "$OUT" "adapter plugin $PLUGINS/wrongname.so: it defines adapter 'other', but a file wrongname.so must define adapter 'wrongname'"
+check "a plugin that crashes while loading is refused, and adapters survives it" \
+    contains "$OUT" "adapter plugin $PLUGINS/crashload.so: it crashed while loading (signal 11, Segmentation fault)"
+check "a plugin that exits while loading is refused" \
+    contains "$OUT" "adapter plugin $PLUGINS/exitload.so: it ended the process while loading (exit 42)"
 check "the plugin path is shown with its sources" contains "$OUT" "  $PLUGINS (HPCPORT_PLUGIN_PATH)"
 check "XDG data dir is on the path" contains "$OUT" "  $T/nodata/hpcport/adapters (XDG_DATA_HOME, missing)"
 expect_rc 0 "adapters --json" "$HP" adapters --json
@@ -40,7 +44,7 @@ check "--json: fork with origin, abi and hooks" test "$(jget "$T/out" \
     = "[('$PLUGINS/fork.so', 1, '1.0', True, False)]"
 check "--json: refused plugins with their errors" test "$(jget "$T/out" \
     "sorted((r['name'], r['path'] in r['error']) for r in d['refused'])")" \
-    = "[('badabi', True), ('noentry', True), ('norender', True), ('notelf', True), ('undefsym', True), ('wrongname', True)]"
+    = "[('badabi', True), ('crashload', True), ('exitload', True), ('noentry', True), ('norender', True), ('notelf', True), ('undefsym', True), ('wrongname', True)]"
 check "--json: the declared ABI of a refused plugin" test "$(jget "$T/out" \
     "[r['abi'] for r in d['refused'] if r['name']=='badabi']")" = "[2]"
 check "--json: built-ins" test "$(jget "$T/out" "[a['name'] for a in d['adapters'] if a['origin']=='built-in'][:2]")" = "['local', 'slurm']"
@@ -121,7 +125,7 @@ expect_rc 0 "site check on a plugin site" "$HP" site check forksite --workflow "
 check "the plugin's check rows" grep -qE "setsid +ok +found" "$T/out"
 
 # --- refusals at plan and run time, positioned at scheduler.type
-for p in badabi norender noentry notelf undefsym wrongname; do
+for p in badabi norender noentry notelf undefsym wrongname crashload exitload; do
     printf 'scheduler:\n  type: %s\n' "$p" > "$T/wf/sites/use-$p.yaml"
 done
 expect_rc 4 "plan on a site whose plugin has another ABI" "$HP" plan "$T/wf/sweep.yaml" --site use-badabi
@@ -136,6 +140,14 @@ expect_rc 4 "a plugin without the entry point" "$HP" plan "$T/wf/sweep.yaml" --s
 check "names the missing symbol" contains "$ERR" "noentry.so: no symbol 'hpcport_adapter'"
 expect_rc 4 "a file that is no shared object" "$HP" plan "$T/wf/sweep.yaml" --site use-notelf
 check "dlopen's reason" contains "$ERR" "notelf.so: cannot load it: invalid ELF header"
+expect_rc 4 "a plugin that crashes at load: plan refuses it and lives" \
+    "$HP" plan "$T/wf/sweep.yaml" --site use-crashload
+check "names the adapter file and the signal" contains "$ERR" "crashload.so: it crashed while loading (signal 11"
+expect_rc 4 "a plugin whose constructor exits: run refuses it" \
+    "$HP" run "$T/wf/sweep.yaml" --site use-exitload --campaign nope2
+check "says so" contains "$ERR" "exitload.so: it ended the process while loading (exit 42)"
+expect_rc 0 "other sites still work beside the broken plugins" \
+    "$HP" plan "$T/wf/sweep.yaml" --site local --lint
 expect_rc 4 "a plugin with an undefined symbol" "$HP" plan "$T/wf/sweep.yaml" --site use-undefsym
 check "names the symbol" contains "$ERR" "undefined symbol: hp_function_from_the_future"
 expect_rc 4 "a plugin defining another adapter" "$HP" plan "$T/wf/sweep.yaml" --site use-wrongname
