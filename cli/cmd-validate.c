@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "doc.h"
 #include "schema.h"
+#include "adapter.h"
 #include "site.h"
 #include "workflow.h"
 #include "banned.h"
@@ -57,7 +58,8 @@ static int check_one(const char *path, const char *type, json_t *results, int qu
             hp_doc_free(doc);
             struct hp_site_opts so = { 0 };
             struct hp_site *s = hp_site_load_file(path, &so, &err);
-            ok = s != NULL;
+            /* and an adapter for its scheduler, built in or a plugin */
+            ok = s != NULL && hp_adapter_for_site(s, &err) != NULL;
             if (ok)
                 snprintf(summary, sizeof(summary), "site profile '%s', scheduler %s",
                          s->name, s->scheduler);

@@ -164,4 +164,10 @@ d = json.load(open(sys.argv[1]))
 assert "origins" not in d and d["profile"]["name"] == "mysite"
 ' "$T/out"
 
+# --- a scheduler no adapter implements: validate says so, at scheduler.type
+printf 'name: typo\nscheduler:\n  type: slrum\n' > "$T/typo.yaml"
+expect_rc 4 "validate: a scheduler without an adapter is an error" "$HP" validate "$T/typo.yaml"
+check "validate: ... positioned at scheduler.type, with did-you-mean" contains "$ERR" \
+    "$T/typo.yaml:3:9: error: site 'typo': unknown scheduler 'slrum' (did you mean 'slurm'?)"
+
 done_testing
