@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "jobtab.h"
 #include "pbs-int.h"
 #include "util.h"
 #include "banned.h"
@@ -428,6 +429,21 @@ static void trim(char *s)
         s[--l] = '\0';
 }
 
+/* The line at *cur, cut off in place and trimmed; *cur moves past it (NULL
+ * after the last one). */
+static char *next_line(char **cur)
+{
+    char *line = *cur, *nl = strchr(line, '\n');
+    if (nl) {
+        *nl = '\0';
+        *cur = nl + 1;
+    } else {
+        *cur = NULL;
+    }
+    trim(line);
+    return line;
+}
+
 /* "    key = value" (leading blanks or a tab): key and value, else 0 */
 static int attr_line(char *line, char **key, char **val)
 {
@@ -457,14 +473,7 @@ int pbs_parse_text(const char *text, struct pbs_rec **recs, size_t *n, size_t *a
     char *key = NULL;
     struct hp_buf val = HP_BUF_INIT;
     while (cur && *cur) {
-        char *line = cur, *nl = strchr(cur, '\n');
-        if (nl) {
-            *nl = '\0';
-            cur = nl + 1;
-        } else {
-            cur = NULL;
-        }
-        trim(line);
+        char *line = next_line(&cur);
         char *k, *v;
         int is_id = !strncmp(line, "Job Id:", 7);
         int is_attr = !is_id && attr_line(line, &k, &v);
@@ -561,14 +570,7 @@ size_t pbs_parse_unknown(const char *errtext, void (*fn)(void *ud, const char *i
     size_t found = 0;
     char *buf = hp_xstrdup(errtext), *cur = buf;
     while (cur && *cur) {
-        char *line = cur, *nl = strchr(cur, '\n');
-        if (nl) {
-            *nl = '\0';
-            cur = nl + 1;
-        } else {
-            cur = NULL;
-        }
-        trim(line);
+        char *line = next_line(&cur);
         char *id = NULL, *p;
         if ((p = strstr(line, "Unknown Job Id"))) {
             p += strlen("Unknown Job Id");
@@ -596,29 +598,19 @@ size_t pbs_parse_unknown(const char *errtext, void (*fn)(void *ud, const char *i
 
 /* --------------------------------------------------------------- answers */
 
-static char *first_line(const char *s)
-{
-    while (*s == '\n' || *s == ' ' || *s == '\t')
-        s++;
-    size_t n = strcspn(s, "\n");
-    while (n && (s[n - 1] == '\r' || s[n - 1] == ' '))
-        n--;
-    return hp_xstrndup(s, n);
-}
-
 char *pbs_complaint(const char *out, const char *errtext)
 {
     const char *srcs[] = { errtext, out };
     for (size_t s = 0; s < 2; s++) {
         const char *p = strstr(srcs[s], "error: ");
         if (p)
-            return first_line(p + 7);
+            return hp_jobtab_first_line(p + 7);
     }
-    char *l = first_line(errtext);
+    char *l = hp_jobtab_first_line(errtext);
     if (*l)
         return l;
     free(l);
-    return first_line(out);
+    return hp_jobtab_first_line(out);
 }
 
 void pbs_answer_release(struct pbs_answer *a)
@@ -666,7 +658,7 @@ int pbs_parse_qstat(int json, int status, const char *out, const char *errtext,
             return 1;
         }
     } else if (!blank && pbs_parse_text(out, &a->recs, &a->n, &a->alloc) == 0) {
-        char *l = first_line(out);
+        char *l = hp_jobtab_first_line(out);
         hp_err_set(err, HP_ESITE, "qstat -f printed something unexpected: '%.120s'", l);
         free(l);
         return -1;

@@ -45,20 +45,20 @@
  * got to write it: killed, deleted, or never started - failed, or unknown
  * (submitted again) for a job the server no longer knows at all. Polls
  * happen 1 s after a change, growing to 10 s while nothing changes; status()
- * between polls answers from the last one.
+ * between polls answers from the last one (the followed jobs, the schedule
+ * and the tokens: jobtab.h).
  *
  * Capacity: with scheduler.max_queued_jobs set, no more than that many of
  * this campaign's jobs are queued or running at once.
  *
  * For tests: HPCPORT_TEST_KILL_AFTER_QSUB=N makes the process SIGKILL itself
  * right after qsub accepted its Nth job, before anyone recorded it. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "adapter.h"
 #include "conn.h"
+#include "jobtab.h"
 #include "pbs-int.h"
 #include "plan.h"
 #include "quote.h"
@@ -68,8 +68,6 @@
 #include "util.h"
 #include "banned.h"
 
-#define POLL_MIN 1.0
-#define POLL_MAX 10.0
 #define QUERY_TIMEOUT 60.0
 #define SUBMIT_TIMEOUT 120.0
 #define IDS_PER_QUERY 200
@@ -250,18 +248,11 @@ static int pbs_render(const struct hp_jobspec *spec, const struct hp_site *site,
 /* ------------------------------------------------------------- the state */
 
 struct pjob {
-    char *id;
+    struct hp_jobtab_job t;   /* first: the table hands out its address */
     char *rc_path;            /* expanded exit record, or NULL */
     int64_t walltime;
-    struct hp_jobstate st;
-    int final;
     int canceled;             /* qdel'd by this adapter */
     double ended;             /* when it was first seen ended without a status */
-    unsigned gen;
-};
-
-struct tok {
-    char *token, *id;
 };
 
 struct pbs {
@@ -271,116 +262,20 @@ struct pbs {
     struct hp_stage *stage;
     char *user;
     int json;                      /* pbspro: -F json until it does not parse */
-    int listed;
-    struct tok *toks;
-    size_t ntoks, talloc;
-    char **suspect;                /* tokens whose qsub may have run */
-    size_t nsuspect, salloc;
-    struct pjob *jobs;
-    size_t njobs, jalloc;
-    size_t *hash, hsize;
-    unsigned gen;
-    double next_poll, interval;
-    size_t submitted;
+    struct hp_jobtab jt;           /* jobs, polls; suspects are tokens */
 };
 
-static size_t id_hash(const char *id)
+static struct pjob *pjob_find(struct pbs *P, const char *id)
 {
-    size_t h = 1469598103934665603ULL;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 1099511628211ULL;
-    return h;
+    return (struct pjob *)hp_jobtab_find(&P->jt, id);
 }
 
-static void hash_rebuild(struct pbs *P)
+static void pjob_release(struct hp_jobtab_job *j)
 {
-    size_t size = 64;
-    while (size < P->njobs * 2 + 2)
-        size *= 2;
-    free(P->hash);
-    P->hash = hp_xcalloc(size, sizeof(*P->hash));
-    P->hsize = size;
-    for (size_t i = 0; i < P->njobs; i++) {
-        size_t h = id_hash(P->jobs[i].id) & (size - 1);
-        while (P->hash[h])
-            h = (h + 1) & (size - 1);
-        P->hash[h] = i + 1;
-    }
-}
-
-static struct pjob *job_find(struct pbs *P, const char *id)
-{
-    if (!P->hsize)
-        return NULL;
-    for (size_t h = id_hash(id) & (P->hsize - 1); P->hash[h]; h = (h + 1) & (P->hsize - 1))
-        if (!strcmp(P->jobs[P->hash[h] - 1].id, id))
-            return &P->jobs[P->hash[h] - 1];
-    return NULL;
-}
-
-static struct pjob *job_add(struct pbs *P, const char *id)
-{
-    struct pjob *j = job_find(P, id);
-    if (j)
-        return j;
-    HP_ALLOC_GROW(P->jobs, P->njobs + 1, P->jalloc);
-    j = &P->jobs[P->njobs++];
-    memset(j, 0, sizeof(*j));
-    j->id = hp_xstrdup(id);
-    j->st.state = HP_JOB_QUEUED;
-    j->st.exit_code = -1;
-    if (P->njobs * 2 + 2 > P->hsize) {
-        hash_rebuild(P);
-    } else {
-        size_t h = id_hash(id) & (P->hsize - 1);
-        while (P->hash[h])
-            h = (h + 1) & (P->hsize - 1);
-        P->hash[h] = P->njobs;
-    }
-    return j;
-}
-
-static void job_free(struct pjob *j)
-{
-    free(j->id);
-    free(j->rc_path);
-}
-
-static void jobs_compact(struct pbs *P)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < P->njobs; i++) {
-        if (P->jobs[i].final && P->jobs[i].gen != P->gen) {
-            job_free(&P->jobs[i]);
-            continue;
-        }
-        P->jobs[k++] = P->jobs[i];
-    }
-    if (k != P->njobs) {
-        P->njobs = k;
-        hash_rebuild(P);
-    }
-}
-
-static void poll_soon(struct pbs *P)
-{
-    P->interval = POLL_MIN;
-    double t = hp_now() + POLL_MIN;
-    if (P->next_poll > t)
-        P->next_poll = t;
+    free(((struct pjob *)j)->rc_path);
 }
 
 /* ------------------------------------------------------------- commands */
-
-static char *first_line(const char *s)
-{
-    while (*s == '\n' || *s == ' ' || *s == '\t')
-        s++;
-    size_t n = strcspn(s, "\n");
-    while (n && (s[n - 1] == '\r' || s[n - 1] == ' '))
-        n--;
-    return hp_xstrndup(s, n);
-}
 
 static void join_argv(const char **argv, size_t *a, char **ids, size_t n)
 {
@@ -390,31 +285,6 @@ static void join_argv(const char **argv, size_t *a, char **ids, size_t n)
 }
 
 /* ---------------------------------------------------------- idempotency */
-
-static void tok_add(struct pbs *P, const char *token, const char *id, int live)
-{
-    for (size_t i = 0; i < P->ntoks; i++) {
-        if (!strcmp(P->toks[i].token, token)) {
-            if (live) {
-                free(P->toks[i].id);
-                P->toks[i].id = hp_xstrdup(id);
-            }
-            return;
-        }
-    }
-    HP_ALLOC_GROW(P->toks, P->ntoks + 1, P->talloc);
-    P->toks[P->ntoks].token = hp_xstrdup(token);
-    P->toks[P->ntoks].id = hp_xstrdup(id);
-    P->ntoks++;
-}
-
-static const char *tok_find(const struct pbs *P, const char *token)
-{
-    for (size_t i = 0; token && i < P->ntoks; i++)
-        if (!strcmp(P->toks[i].token, token))
-            return P->toks[i].id;
-    return NULL;
-}
 
 static int owned(const struct pbs *P, const char *owner)
 {
@@ -457,7 +327,8 @@ static int lookup(struct pbs *P, struct hp_err *err)
     for (size_t i = 0; i < a.n; i++) {
         char tok[128];
         if (owned(P, a.recs[i].owner) && pbs_name_token(a.recs[i].name, tok, sizeof(tok)) == 0)
-            tok_add(P, tok, a.recs[i].id, !pbs_state_final(P->d, a.recs[i].state));
+            hp_jobtab_tok_add(&P->jt, tok, a.recs[i].id,
+                              !pbs_state_final(P->d, a.recs[i].state));
     }
     ret = 0;
 out:
@@ -467,36 +338,13 @@ out:
     return ret;
 }
 
-static long suspect_find(const struct pbs *P, const char *token)
-{
-    for (size_t i = 0; i < P->nsuspect; i++)
-        if (!strcmp(P->suspect[i], token))
-            return (long)i;
-    return -1;
-}
-
-static void suspect_add(struct pbs *P, const char *token)
-{
-    if (!token || suspect_find(P, token) >= 0)
-        return;
-    HP_ALLOC_GROW(P->suspect, P->nsuspect + 1, P->salloc);
-    P->suspect[P->nsuspect++] = hp_xstrdup(token);
-}
-
 /* qsub messages that mean "not now" (the job may exist nonetheless) */
-static int transient(const char *msg)
-{
-    static const char *const pats[] = {
-        "cannot connect to server", "Cannot connect", "Connection refused",
-        "Connection timed out", "timed out", "temporarily unavailable", "End of File",
-        "pbs_iff", "Server is busy", "communication failure", "Unable to contact slurm "
-        "controller", "Socket timed out", NULL,
-    };
-    for (size_t i = 0; pats[i]; i++)
-        if (strstr(msg, pats[i]))
-            return 1;
-    return 0;
-}
+static const char *const transient[] = {
+    "cannot connect to server", "Cannot connect", "Connection refused",
+    "Connection timed out", "timed out", "temporarily unavailable", "End of File",
+    "pbs_iff", "Server is busy", "communication failure", "Unable to contact slurm "
+    "controller", "Socket timed out", NULL,
+};
 
 /* ------------------------------------------------------------- status */
 
@@ -572,7 +420,7 @@ static int read_rcfiles(struct pbs *P, struct pjob **js, size_t n, char **texts,
                         HP_EXEC_IDEMPOTENT, err) < 0)
         goto out;
     if (status != 0) {
-        char *l = first_line(eo.buf);
+        char *l = hp_jobtab_first_line(eo.buf);
         hp_err_set(err, HP_ESITE, "pbs: site '%s': reading the jobs' exit records failed "
                    "(status %d): %s", P->site->name, status, l);
         free(l);
@@ -610,7 +458,7 @@ static void settle(struct pjob *j, const char *rc, int gone, struct hp_jobstate 
     if (!j->ended)
         j->ended = now;
     if (now - j->ended < RC_GRACE && j->rc_path) {
-        *st = j->st;                 /* as it was, and ask again soon */
+        *st = j->t.st;               /* as it was, and ask again soon */
         *final = 0;
         return;
     }
@@ -623,27 +471,22 @@ static void settle(struct pjob *j, const char *rc, int gone, struct hp_jobstate 
     } else if (gone) {
         st->state = HP_JOB_UNKNOWN;
         snprintf(st->reason, sizeof(st->reason), "PBS no longer knows job %.60s and it left no "
-                 "exit record", j->id);
+                 "exit record", j->t.id);
     } else {
         st->state = HP_JOB_FAILED;
         snprintf(st->reason, sizeof(st->reason), "job %.60s ended without an exit status: "
                  "killed (walltime, qdel, node failure) or never started; see its .pbs.log",
-                 j->id);
+                 j->t.id);
     }
 }
 
 /* Ask about every job that is not final yet. */
-static int poll_jobs(struct pbs *P, struct hp_err *err)
+static int poll_jobs(void *impl, struct hp_err *err)
 {
-    char **ids = NULL;
-    size_t n = 0, alloc = 0;
+    struct pbs *P = impl;
+    size_t n = 0;
+    char **ids = hp_jobtab_pending(&P->jt, &n);
     int ret = -1, changed = 0;
-    for (size_t i = 0; i < P->njobs; i++) {
-        if (!P->jobs[i].final) {
-            HP_ALLOC_GROW(ids, n + 1, alloc);
-            ids[n++] = P->jobs[i].id;
-        }
-    }
     struct pbs_answer a = { 0 };
     size_t alone = 0;
     for (size_t off = 0; off < n; off += IDS_PER_QUERY) {
@@ -666,7 +509,7 @@ static int poll_jobs(struct pbs *P, struct hp_err *err)
     int *need_gone = hp_xcalloc(n ? n : 1, sizeof(*need_gone));
     size_t nneed = 0;
     for (size_t k = 0; k < n; k++) {
-        struct pjob *j = job_find(P, ids[k]);
+        struct pjob *j = pjob_find(P, ids[k]);
         const struct pbs_rec *r = pbs_answer_rec(&a, ids[k]);
         struct hp_jobstate st;
         if (r && pbs_map_state(P->d, r, &st) == 0) {
@@ -675,10 +518,10 @@ static int poll_jobs(struct pbs *P, struct hp_err *err)
                 st.state = HP_JOB_CANCELED;
                 snprintf(st.reason, sizeof(st.reason), "canceled (qdel)");
             }
-            if (st.state != j->st.state)
+            if (st.state != j->t.st.state)
                 changed = 1;
-            j->st = st;
-            j->final = final;
+            j->t.st = st;
+            j->t.final = final;
             continue;
         }
         if (!r && !pbs_answer_unknown(&a, ids[k]) && alone >= ALONE_PER_POLL)
@@ -701,10 +544,10 @@ static int poll_jobs(struct pbs *P, struct hp_err *err)
             struct hp_jobstate st;
             int final = 0;
             settle(need[k], rc, need_gone[k], &st, &final);
-            if (st.state != need[k]->st.state)
+            if (st.state != need[k]->t.st.state)
                 changed = 1;
-            need[k]->st = st;
-            need[k]->final = final;
+            need[k]->t.st = st;
+            need[k]->t.final = final;
         }
         for (size_t w = 0; w < nwith; w++)
             free(wtexts[w]);
@@ -722,13 +565,7 @@ static int poll_jobs(struct pbs *P, struct hp_err *err)
 out:
     pbs_answer_release(&a);
     free(ids);
-    if (changed)
-        P->interval = POLL_MIN;
-    else if (ret == 0)
-        P->interval = P->interval * 1.5 > POLL_MAX ? POLL_MAX : P->interval * 1.5;
-    else
-        P->interval = P->interval * 2 > 3 * POLL_MAX ? 3 * POLL_MAX : P->interval * 2;
-    P->next_poll = hp_now() + P->interval;
+    hp_jobtab_polled(&P->jt, ret == 0, changed);
     return ret;
 }
 
@@ -749,7 +586,7 @@ static void *pbs_open(const struct hp_site *site, struct hp_err *err)
     P->site = site;
     P->d = (enum pbs_dialect)d;
     P->json = d == PBS_PRO;
-    P->interval = POLL_MIN;
+    hp_jobtab_init(&P->jt, sizeof(struct pjob), pjob_release);
     P->conn = hp_conn_open(site, err);
     if (!P->conn)
         goto fail;
@@ -762,14 +599,14 @@ static void *pbs_open(const struct hp_site *site, struct hp_err *err)
                         HP_EXEC_IDEMPOTENT, err) < 0)
         goto fail;
     if (status != 0) {
-        char *l = first_line(eo.buf);
+        char *l = hp_jobtab_first_line(eo.buf);
         hp_err_set(err, HP_ESITE, "pbs: site '%s': %s", site->name, status == 127
                    ? "qsub or qstat is not installed on the login node (or not in the PATH of "
                      "non-interactive shells), but the profile says scheduler.type: pbs" : l);
         free(l);
         goto fail;
     }
-    P->user = first_line(out.buf);
+    P->user = hp_jobtab_first_line(out.buf);
     hp_buf_release(&out);
     hp_buf_release(&eo);
     return P;
@@ -788,29 +625,16 @@ static void pbs_close(void *impl)
     hp_stage_free(P->stage);
     hp_conn_free(P->conn);
     free(P->user);
-    for (size_t i = 0; i < P->ntoks; i++) {
-        free(P->toks[i].token);
-        free(P->toks[i].id);
-    }
-    free(P->toks);
-    for (size_t i = 0; i < P->nsuspect; i++)
-        free(P->suspect[i]);
-    free(P->suspect);
-    for (size_t i = 0; i < P->njobs; i++)
-        job_free(&P->jobs[i]);
-    free(P->jobs);
-    free(P->hash);
+    hp_jobtab_release(&P->jt);
     free(P);
 }
 
 static void follow(struct pbs *P, const char *id, const char *rc_path, int64_t walltime)
 {
-    struct pjob *j = job_add(P, id);
-    j->gen = P->gen;
+    struct pjob *j = (struct pjob *)hp_jobtab_follow(&P->jt, id);
     if (rc_path && !j->rc_path)
         j->rc_path = hp_xstrdup(rc_path);
     j->walltime = walltime;
-    poll_soon(P);
 }
 
 static int pbs_submit(void *impl, const struct hp_jobspec *spec, char **job_id,
@@ -823,18 +647,16 @@ static int pbs_submit(void *impl, const struct hp_jobspec *spec, char **job_id,
     *job_id = NULL;
 
     /* an earlier process may have submitted this attempt already */
-    if (!P->listed || (spec->token && suspect_find(P, spec->token) >= 0)) {
+    long sus = hp_jobtab_suspect_find(&P->jt, spec->token);
+    if (!P->jt.listed || sus >= 0) {
         if (lookup(P, err) < 0) {
             hp_err_prefix(err, "looking for jobs an earlier run submitted");
             ret = 1;
             goto out;
         }
-        P->listed = 1;
-        long s = spec->token ? suspect_find(P, spec->token) : -1;
-        if (s >= 0) {
-            free(P->suspect[s]);
-            P->suspect[s] = P->suspect[--P->nsuspect];
-        }
+        P->jt.listed = 1;
+        if (sus >= 0)
+            hp_jobtab_suspect_del(&P->jt, sus);
     }
 
     /* #PBS lines, cd and the exit record want the site's paths resolved */
@@ -850,7 +672,7 @@ static int pbs_submit(void *impl, const struct hp_jobspec *spec, char **job_id,
     if (spec->result_path &&
         !(sp.result_path = rc = hp_stage_expand(P->stage, spec->result_path, err)))
         goto out;
-    const char *known = tok_find(P, spec->token);
+    const char *known = hp_jobtab_tok_find(&P->jt, spec->token);
     if (known) {
         *job_id = hp_xstrdup(known);
         follow(P, known, rc, spec->res.walltime);
@@ -872,7 +694,7 @@ static int pbs_submit(void *impl, const struct hp_jobspec *spec, char **job_id,
     int status = 0;
     if (hp_conn_exec(P->conn, argv, script.buf, script.len, &out, &eo, &status, SUBMIT_TIMEOUT,
                      err) < 0) {
-        suspect_add(P, spec->token);
+        hp_jobtab_suspect_add(&P->jt, spec->token);
         hp_err_prefix(err, "pbs: qsub");
         ret = 1;
         goto out;
@@ -883,8 +705,9 @@ static int pbs_submit(void *impl, const struct hp_jobspec *spec, char **job_id,
         if (status == 127) {
             hp_err_set(err, HP_ESITE, "pbs: site '%s': qsub is not installed on the login node",
                        P->site->name);
-        } else if (transient(eo.buf) || transient(out.buf)) {
-            suspect_add(P, spec->token);
+        } else if (hp_jobtab_says(eo.buf, transient) ||
+                   hp_jobtab_says(out.buf, transient)) {
+            hp_jobtab_suspect_add(&P->jt, spec->token);
             hp_err_set(err, HP_ESITE, "pbs: site '%s': qsub: %s", P->site->name, msg);
             ret = 1;
         } else {
@@ -897,8 +720,8 @@ static int pbs_submit(void *impl, const struct hp_jobspec *spec, char **job_id,
         goto out;
     }
     if (pbs_parse_qsub(out.buf, id, sizeof(id)) < 0) {
-        suspect_add(P, spec->token);
-        char *l = first_line(out.buf);
+        hp_jobtab_suspect_add(&P->jt, spec->token);
+        char *l = hp_jobtab_first_line(out.buf);
         hp_err_set(err, HP_ESITE, "pbs: site '%s': qsub printed no job id ('%.120s')",
                    P->site->name, l);
         free(l);
@@ -907,10 +730,7 @@ static int pbs_submit(void *impl, const struct hp_jobspec *spec, char **job_id,
     *job_id = hp_xstrdup(id);
     follow(P, id, rc, spec->res.walltime);
     ret = 0;
-    P->submitted++;
-    const char *k = getenv("HPCPORT_TEST_KILL_AFTER_QSUB");
-    if (k && *k && atol(k) == (long)P->submitted)
-        raise(SIGKILL);
+    hp_jobtab_submitted(&P->jt, "HPCPORT_TEST_KILL_AFTER_QSUB");
 out:
     free(workdir);
     free(sout);
@@ -933,7 +753,7 @@ static int pbs_adopt(void *impl, const struct hp_jobspec *spec, const char *job_
         return -1;
     follow(P, job_id, rc, spec->res.walltime);
     free(rc);
-    P->next_poll = 0;   /* ask at once: it may have ended long ago */
+    P->jt.next_poll = 0;   /* ask at once: it may have ended long ago */
     return 0;
 }
 
@@ -941,16 +761,7 @@ static int pbs_status(void *impl, const char *const *ids, size_t n, struct hp_jo
                       struct hp_err *err)
 {
     struct pbs *P = impl;
-    int ret = 0;
-    P->gen++;
-    for (size_t i = 0; i < n; i++)
-        job_add(P, ids[i])->gen = P->gen;
-    if (hp_now() >= P->next_poll)
-        ret = poll_jobs(P, err);
-    for (size_t i = 0; i < n; i++)
-        out[i] = job_find(P, ids[i])->st;
-    jobs_compact(P);
-    return ret;
+    return hp_jobtab_status(&P->jt, ids, n, out, poll_jobs, P, err);
 }
 
 static int pbs_cancel(void *impl, const char *id, struct hp_err *err)
@@ -961,7 +772,7 @@ static int pbs_cancel(void *impl, const char *id, struct hp_err *err)
     int status = 0, ret = 0;
     if (!P)
         return hp_err_set(err, HP_ESITE, "pbs: canceling a job needs a connection");
-    struct pjob *j = job_find(P, id);
+    struct pjob *j = pjob_find(P, id);
     if (j)
         j->canceled = 1;
     if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status, QUERY_TIMEOUT,
@@ -977,33 +788,21 @@ static int pbs_cancel(void *impl, const char *id, struct hp_err *err)
     }
     hp_buf_release(&out);
     hp_buf_release(&eo);
-    poll_soon(P);
+    hp_jobtab_poll_soon(&P->jt);
     return ret;
 }
 
 static int pbs_wait(void *impl, double timeout)
 {
     struct pbs *P = impl;
-    double left = P->next_poll - hp_now();
-    if (left < timeout)
-        timeout = left;
-    if (timeout <= 0)
-        return 0;
-    struct timespec ts = { (time_t)timeout, (long)((timeout - (double)(time_t)timeout) * 1e9) };
-    nanosleep(&ts, NULL);
-    return 0;
+    return hp_jobtab_wait(&P->jt, timeout);
 }
 
 static long pbs_capacity(void *impl, const struct hp_jobspec *spec)
 {
     struct pbs *P = impl;
     (void)spec;
-    if (!P || P->site->max_queued_jobs <= 0)
-        return -1;
-    long live = 0;
-    for (size_t i = 0; i < P->njobs; i++)
-        live += !P->jobs[i].final;
-    return live < P->site->max_queued_jobs ? -1 : 0;
+    return P ? hp_jobtab_capacity(&P->jt, P->site->max_queued_jobs) : -1;
 }
 
 static int pbs_prepare(void *impl, const struct hp_plan *plan, const char *local_dir,

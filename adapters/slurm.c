@@ -23,7 +23,8 @@
  * squeue no longer knows, and canceled ones (for "by uid N"), from one
  * `sacct -j IDS`. Polls happen at most every `interval` seconds, 1 s after a
  * change and growing to 10 s while nothing changes; status() between polls
- * answers from the last one, so the engine may call it as often as it likes.
+ * answers from the last one, so the engine may call it as often as it likes
+ * (the followed jobs, the schedule and the tokens: jobtab.h).
  * From Slurm 23.02 on, --json is used, checked once per connection (squeue
  * must honour -j; sacct's exit codes must be plausible), else text.
  *
@@ -33,13 +34,12 @@
  * For tests: HPCPORT_TEST_KILL_AFTER_SBATCH=N makes the process SIGKILL
  * itself right after sbatch accepted its Nth job, before anyone recorded it:
  * the crash that the token lookup exists for. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "adapter.h"
 #include "conn.h"
+#include "jobtab.h"
 #include "plan.h"
 #include "quote.h"
 #include "script.h"
@@ -49,8 +49,6 @@
 #include "util.h"
 #include "banned.h"
 
-#define POLL_MIN 1.0
-#define POLL_MAX 10.0
 #define QUERY_TIMEOUT 60.0
 #define SUBMIT_TIMEOUT 120.0
 #define IDS_PER_QUERY 500
@@ -212,17 +210,6 @@ static int slurm_render(const struct hp_jobspec *spec, const struct hp_site *sit
 
 /* ------------------------------------------------------------- the state */
 
-struct sjob {
-    char *id;
-    struct hp_jobstate st;
-    int final;
-    unsigned gen;             /* last status() call that asked for it */
-};
-
-struct tok {
-    char *token, *id;
-};
-
 struct slurm {
     const struct hp_site *site;
     struct hp_conn *conn;
@@ -231,113 +218,10 @@ struct slurm {
     int major, minor;
     int json_squeue, json_sacct;   /* use --json (23.02 on, until a check fails) */
     int accounting;                /* sacct works: 1, no accounting: 0 */
-    /* idempotency */
-    int listed;
-    struct tok *toks;
-    size_t ntoks, talloc;
-    char **suspect;                /* job names whose sbatch may have run */
-    size_t nsuspect, salloc;
-    /* jobs we follow; hash: id -> index + 1 */
-    struct sjob *jobs;
-    size_t njobs, jalloc;
-    size_t *hash, hsize;
-    unsigned gen;
-    double next_poll, interval;
-    size_t submitted;              /* jobs sbatch accepted */
+    struct hp_jobtab jt;           /* jobs, polls; suspects are job names */
 };
 
-static size_t id_hash(const char *id)
-{
-    size_t h = 1469598103934665603ULL;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 1099511628211ULL;
-    return h;
-}
-
-static void hash_rebuild(struct slurm *S)
-{
-    size_t size = 64;
-    while (size < S->njobs * 2 + 2)
-        size *= 2;
-    free(S->hash);
-    S->hash = hp_xcalloc(size, sizeof(*S->hash));
-    S->hsize = size;
-    for (size_t i = 0; i < S->njobs; i++) {
-        size_t h = id_hash(S->jobs[i].id) & (size - 1);
-        while (S->hash[h])
-            h = (h + 1) & (size - 1);
-        S->hash[h] = i + 1;
-    }
-}
-
-static struct sjob *job_find(struct slurm *S, const char *id)
-{
-    if (!S->hsize)
-        return NULL;
-    for (size_t h = id_hash(id) & (S->hsize - 1); S->hash[h]; h = (h + 1) & (S->hsize - 1))
-        if (!strcmp(S->jobs[S->hash[h] - 1].id, id))
-            return &S->jobs[S->hash[h] - 1];
-    return NULL;
-}
-
-static struct sjob *job_add(struct slurm *S, const char *id)
-{
-    struct sjob *j = job_find(S, id);
-    if (j)
-        return j;
-    HP_ALLOC_GROW(S->jobs, S->njobs + 1, S->jalloc);
-    j = &S->jobs[S->njobs++];
-    memset(j, 0, sizeof(*j));
-    j->id = hp_xstrdup(id);
-    j->st.state = HP_JOB_QUEUED;
-    j->st.exit_code = -1;
-    if (S->njobs * 2 + 2 > S->hsize) {
-        hash_rebuild(S);
-    } else {
-        size_t h = id_hash(id) & (S->hsize - 1);
-        while (S->hash[h])
-            h = (h + 1) & (S->hsize - 1);
-        S->hash[h] = S->njobs;
-    }
-    return j;
-}
-
-/* Forget final jobs the engine no longer asks about. */
-static void jobs_compact(struct slurm *S)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < S->njobs; i++) {
-        if (S->jobs[i].final && S->jobs[i].gen != S->gen) {
-            free(S->jobs[i].id);
-            continue;
-        }
-        S->jobs[k++] = S->jobs[i];
-    }
-    if (k != S->njobs) {
-        S->njobs = k;
-        hash_rebuild(S);
-    }
-}
-
-static void poll_soon(struct slurm *S)
-{
-    S->interval = POLL_MIN;
-    double t = hp_now() + POLL_MIN;
-    if (S->next_poll > t)
-        S->next_poll = t;
-}
-
 /* ------------------------------------------------------------- commands */
-
-static char *first_line(const char *s)
-{
-    while (*s == '\n' || *s == ' ')
-        s++;
-    size_t n = strcspn(s, "\n");
-    while (n && (s[n - 1] == '\r' || s[n - 1] == ' '))
-        n--;
-    return hp_xstrndup(s, n);
-}
 
 /* Run a read-only Slurm command; stdout in out. 0, or -1 with err (the
  * transport failed, or the command exited non-zero: its first stderr line;
@@ -353,7 +237,7 @@ static int query(struct slurm *S, const char *const *argv, struct hp_buf *out, i
     if (status)
         *status = rc < 0 ? -1 : st;
     if (rc == 0 && st != 0) {
-        char *l = first_line(eo.buf);
+        char *l = hp_jobtab_first_line(eo.buf);
         if (st == 127)
             hp_err_set(err, HP_ESITE, "site '%s': %s is not installed on the login node (or "
                        "not in the PATH of non-interactive shells)", S->site->name, argv[0]);
@@ -505,17 +389,12 @@ static const struct slurm_rec *rec_find(const struct slurm_rec *recs, size_t n, 
 }
 
 /* Ask Slurm about every job that is not final yet. */
-static int poll_jobs(struct slurm *S, struct hp_err *err)
+static int poll_jobs(void *impl, struct hp_err *err)
 {
-    char **ids = NULL;
-    size_t n = 0, alloc = 0;
+    struct slurm *S = impl;
+    size_t n = 0;
+    char **ids = hp_jobtab_pending(&S->jt, &n);
     int ret = -1, changed = 0;
-    for (size_t i = 0; i < S->njobs; i++) {
-        if (!S->jobs[i].final) {
-            HP_ALLOC_GROW(ids, n + 1, alloc);
-            ids[n++] = S->jobs[i].id;
-        }
-    }
     for (size_t off = 0; off < n; off += IDS_PER_QUERY) {
         size_t cnt = n - off < IDS_PER_QUERY ? n - off : IDS_PER_QUERY;
         struct slurm_rec *sq = NULL, *sa = NULL;
@@ -541,7 +420,7 @@ static int poll_jobs(struct slurm *S, struct hp_err *err)
                 goto chunk_fail;
         }
         for (size_t k = off; k < off + cnt; k++) {
-            struct sjob *j = job_find(S, ids[k]);
+            struct hp_jobtab_job *j = hp_jobtab_find(&S->jt, ids[k]);
             const struct slurm_rec *q = rec_find(sq, nsq, ids[k]);
             const struct slurm_rec *a = rec_find(sa, nsa, ids[k]);
             struct hp_jobstate st;
@@ -583,41 +462,18 @@ chunk_fail:
     ret = 0;
 out:
     free(ids);
-    if (changed)
-        S->interval = POLL_MIN;
-    else if (ret == 0)
-        S->interval = S->interval * 1.5 > POLL_MAX ? POLL_MAX : S->interval * 1.5;
-    else
-        S->interval = S->interval * 2 > 3 * POLL_MAX ? 3 * POLL_MAX : S->interval * 2;
-    S->next_poll = hp_now() + S->interval;
+    hp_jobtab_polled(&S->jt, ret == 0, changed);
     return ret;
 }
 
 /* ---------------------------------------------------------- idempotency */
-
-static void tok_add(struct slurm *S, const char *token, const char *id, int live)
-{
-    for (size_t i = 0; i < S->ntoks; i++) {
-        if (!strcmp(S->toks[i].token, token)) {
-            if (live) {   /* a live job beats a finished one of the same token */
-                free(S->toks[i].id);
-                S->toks[i].id = hp_xstrdup(id);
-            }
-            return;
-        }
-    }
-    HP_ALLOC_GROW(S->toks, S->ntoks + 1, S->talloc);
-    S->toks[S->ntoks].token = hp_xstrdup(token);
-    S->toks[S->ntoks].id = hp_xstrdup(id);
-    S->ntoks++;
-}
 
 static void toks_from(struct slurm *S, const struct slurm_rec *recs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const char *t = slurm_name_token(recs[i].name);
         if (t)
-            tok_add(S, t, recs[i].id, !slurm_state_final(recs[i].state));
+            hp_jobtab_tok_add(&S->jt, t, recs[i].id, !slurm_state_final(recs[i].state));
     }
 }
 
@@ -671,49 +527,12 @@ out:
     return ret;
 }
 
-static const char *tok_find(const struct slurm *S, const char *token)
-{
-    for (size_t i = 0; token && i < S->ntoks; i++)
-        if (!strcmp(S->toks[i].token, token))
-            return S->toks[i].id;
-    return NULL;
-}
-
-static long suspect_find(const struct slurm *S, const char *name)
-{
-    for (size_t i = 0; i < S->nsuspect; i++)
-        if (!strcmp(S->suspect[i], name))
-            return (long)i;
-    return -1;
-}
-
-static void suspect_add(struct slurm *S, const char *name)
-{
-    if (suspect_find(S, name) >= 0)
-        return;
-    HP_ALLOC_GROW(S->suspect, S->nsuspect + 1, S->salloc);
-    S->suspect[S->nsuspect++] = hp_xstrdup(name);
-}
-
-static void suspect_del(struct slurm *S, long i)
-{
-    free(S->suspect[i]);
-    S->suspect[i] = S->suspect[--S->nsuspect];
-}
-
 /* sbatch messages that mean "not now" (the job may exist nonetheless) */
-static int transient(const char *msg)
-{
-    static const char *const pats[] = {
-        "Socket timed out", "Unable to contact slurm controller", "temporarily unable",
-        "Resource temporarily unavailable", "Connection refused", "Zero Bytes were transmitted",
-        "slurm_persist_conn", NULL,
-    };
-    for (size_t i = 0; pats[i]; i++)
-        if (strstr(msg, pats[i]))
-            return 1;
-    return 0;
-}
+static const char *const transient[] = {
+    "Socket timed out", "Unable to contact slurm controller", "temporarily unable",
+    "Resource temporarily unavailable", "Connection refused", "Zero Bytes were transmitted",
+    "slurm_persist_conn", NULL,
+};
 
 /* ------------------------------------------------------------- the ops */
 
@@ -725,7 +544,7 @@ static void *slurm_open(const struct hp_site *site, struct hp_err *err)
     struct hp_buf out = HP_BUF_INIT;
     S->site = site;
     S->accounting = 1;
-    S->interval = POLL_MIN;
+    hp_jobtab_init(&S->jt, sizeof(struct hp_jobtab_job), NULL);
     S->conn = hp_conn_open(site, err);
     if (!S->conn)
         goto fail;
@@ -737,7 +556,7 @@ static void *slurm_open(const struct hp_site *site, struct hp_err *err)
     int rc = hp_conn_exec_ex(S->conn, argv, NULL, 0, &out, &eo, &status, QUERY_TIMEOUT,
                              HP_EXEC_IDEMPOTENT, err);
     if (rc == 0 && status != 0) {
-        char *l = first_line(eo.buf);
+        char *l = hp_jobtab_first_line(eo.buf);
         hp_err_set(err, HP_ESITE, "site '%s': %s", site->name,
                    status == 127 ? "sbatch is not installed on the login node (or not in the "
                                    "PATH of non-interactive shells)" : l);
@@ -772,26 +591,8 @@ static void slurm_close(void *impl)
     hp_stage_free(S->stage);
     hp_conn_free(S->conn);
     free(S->user);
-    for (size_t i = 0; i < S->ntoks; i++) {
-        free(S->toks[i].token);
-        free(S->toks[i].id);
-    }
-    free(S->toks);
-    for (size_t i = 0; i < S->nsuspect; i++)
-        free(S->suspect[i]);
-    free(S->suspect);
-    for (size_t i = 0; i < S->njobs; i++)
-        free(S->jobs[i].id);
-    free(S->jobs);
-    free(S->hash);
+    hp_jobtab_release(&S->jt);
     free(S);
-}
-
-static void follow(struct slurm *S, const char *id)
-{
-    struct sjob *j = job_add(S, id);
-    j->gen = S->gen;
-    poll_soon(S);
 }
 
 static int slurm_submit(void *impl, const struct hp_jobspec *spec, char **job_id,
@@ -805,26 +606,26 @@ static int slurm_submit(void *impl, const struct hp_jobspec *spec, char **job_id
     *job_id = NULL;
 
     /* an earlier process may have submitted this attempt already */
-    if (!S->listed) {
+    if (!S->jt.listed) {
         if (lookup(S, NULL, err) < 0) {
             hp_err_prefix(err, "looking for jobs an earlier run submitted");
             ret = 1;
             goto out;
         }
-        S->listed = 1;
+        S->jt.listed = 1;
     }
-    long sus = suspect_find(S, name);
+    long sus = hp_jobtab_suspect_find(&S->jt, name);
     if (sus >= 0) {
         if (lookup(S, name, err) < 0) {
             ret = 1;
             goto out;
         }
-        suspect_del(S, sus);
+        hp_jobtab_suspect_del(&S->jt, sus);
     }
-    const char *known = tok_find(S, spec->token);
+    const char *known = hp_jobtab_tok_find(&S->jt, spec->token);
     if (known) {
         *job_id = hp_xstrdup(known);
-        follow(S, known);
+        hp_jobtab_follow(&S->jt, known);
         ret = 0;
         goto out;
     }
@@ -846,20 +647,20 @@ static int slurm_submit(void *impl, const struct hp_jobspec *spec, char **job_id
     int status = 0;
     if (hp_conn_exec(S->conn, argv, script.buf, script.len, &out, &eo, &status, SUBMIT_TIMEOUT,
                      err) < 0) {
-        suspect_add(S, name);
+        hp_jobtab_suspect_add(&S->jt, name);
         hp_err_prefix(err, "sbatch");
         ret = 1;
         goto out;
     }
     char id[32];
     if (status != 0) {
-        char *msg = first_line(strstr(eo.buf, "error: ") ? strstr(eo.buf, "error: ") + 7
-                                                          : eo.buf);
+        const char *e = strstr(eo.buf, "error: ");
+        char *msg = hp_jobtab_first_line(e ? e + 7 : eo.buf);
         if (status == 127) {
             hp_err_set(err, HP_ESITE, "site '%s': sbatch is not installed on the login node",
                        S->site->name);
-        } else if (transient(eo.buf)) {
-            suspect_add(S, name);
+        } else if (hp_jobtab_says(eo.buf, transient)) {
+            hp_jobtab_suspect_add(&S->jt, name);
             hp_err_set(err, HP_ESITE, "site '%s': sbatch: %s", S->site->name, msg);
             ret = 1;
         } else {
@@ -870,19 +671,16 @@ static int slurm_submit(void *impl, const struct hp_jobspec *spec, char **job_id
         goto out;
     }
     if (slurm_parse_sbatch(out.buf, id, sizeof(id)) < 0) {
-        suspect_add(S, name);
-        char *l = first_line(out.buf);
+        hp_jobtab_suspect_add(&S->jt, name);
+        char *l = hp_jobtab_first_line(out.buf);
         hp_err_set(err, HP_ESITE, "site '%s': sbatch printed no job id ('%s')", S->site->name, l);
         free(l);
         goto out;
     }
     *job_id = hp_xstrdup(id);
-    follow(S, id);
+    hp_jobtab_follow(&S->jt, id);
     ret = 0;
-    S->submitted++;
-    const char *k = getenv("HPCPORT_TEST_KILL_AFTER_SBATCH");
-    if (k && *k && atol(k) == (long)S->submitted)
-        raise(SIGKILL);
+    hp_jobtab_submitted(&S->jt, "HPCPORT_TEST_KILL_AFTER_SBATCH");
 out:
     free(name);
     free(workdir);
@@ -900,8 +698,8 @@ static int slurm_adopt(void *impl, const struct hp_jobspec *spec, const char *jo
     struct slurm *S = impl;
     (void)spec;
     (void)err;
-    follow(S, job_id);
-    S->next_poll = 0;   /* ask at once: it may have ended long ago */
+    hp_jobtab_follow(&S->jt, job_id);
+    S->jt.next_poll = 0;   /* ask at once: it may have ended long ago */
     return 0;
 }
 
@@ -909,16 +707,7 @@ static int slurm_status(void *impl, const char *const *ids, size_t n, struct hp_
                         struct hp_err *err)
 {
     struct slurm *S = impl;
-    int ret = 0;
-    S->gen++;
-    for (size_t i = 0; i < n; i++)
-        job_add(S, ids[i])->gen = S->gen;
-    if (hp_now() >= S->next_poll)
-        ret = poll_jobs(S, err);
-    for (size_t i = 0; i < n; i++)
-        out[i] = job_find(S, ids[i])->st;
-    jobs_compact(S);
-    return ret;
+    return hp_jobtab_status(&S->jt, ids, n, out, poll_jobs, S, err);
 }
 
 static int slurm_cancel(void *impl, const char *id, struct hp_err *err)
@@ -934,38 +723,26 @@ static int slurm_cancel(void *impl, const char *id, struct hp_err *err)
         ret = -1;
     } else if (status != 0 && !strstr(eo.buf, "Invalid job id") &&
                !strstr(eo.buf, "already completing or completed")) {
-        char *l = first_line(eo.buf);
+        char *l = hp_jobtab_first_line(eo.buf);
         ret = hp_err_set(err, HP_ESITE, "scancel %s: %s", id, l);
         free(l);
     }
     hp_buf_release(&eo);
-    poll_soon(S);
+    hp_jobtab_poll_soon(&S->jt);
     return ret;
 }
 
 static int slurm_wait(void *impl, double timeout)
 {
     struct slurm *S = impl;
-    double left = S->next_poll - hp_now();
-    if (left < timeout)
-        timeout = left;
-    if (timeout <= 0)
-        return 0;
-    struct timespec ts = { (time_t)timeout, (long)((timeout - (double)(time_t)timeout) * 1e9) };
-    nanosleep(&ts, NULL);
-    return 0;
+    return hp_jobtab_wait(&S->jt, timeout);
 }
 
 static long slurm_capacity(void *impl, const struct hp_jobspec *spec)
 {
     struct slurm *S = impl;
     (void)spec;
-    if (!S || S->site->max_queued_jobs <= 0)
-        return -1;
-    long live = 0;
-    for (size_t i = 0; i < S->njobs; i++)
-        live += !S->jobs[i].final;
-    return live < S->site->max_queued_jobs ? -1 : 0;
+    return S ? hp_jobtab_capacity(&S->jt, S->site->max_queued_jobs) : -1;
 }
 
 static int slurm_prepare(void *impl, const struct hp_plan *plan, const char *local_dir,

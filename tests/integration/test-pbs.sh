@@ -11,33 +11,15 @@
 # running harness) and slurm-wlm-torque; without them it fails, it does not
 # skip. Takes about two minutes (one task runs into its 1-minute walltime).
 . "$(dirname "$0")/tap.sh"
+. "$(dirname "$0")/site-lib.sh"
 
-if [ -z "${HP_HARNESS_DIR:-}" ] || [ ! -r "$HP_HARNESS_DIR/env.sh" ]; then
-    fail "HP_HARNESS_DIR is not set or has no env.sh: run the tests through" \
-         "tests/harness/with-services.sh (e.g. 'sh tools/test.sh'), or start" \
-         "tests/harness/start.sh DIR and export HP_HARNESS_DIR=DIR"
-    done_testing; exit 1
-fi
-. "$HP_HARNESS_DIR/env.sh"
 if ! command -v qsub >/dev/null 2>&1 || ! grep -q Slurm "$(command -v qsub)"; then
     fail "Slurm's PBS wrappers are not installed: apt-get install slurm-wlm-torque" \
          "(sh tools/install-deps.sh --test)"
     done_testing; exit 1
 fi
 
-export HPCPORT_STATE_DIR="$T/state" HPCPORT_NO_MASTER=1 HPCPORT_SSH_CONFIG="$T/ssh_config"
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$T/sanitizer"
-chmod 0711 "$T"
-SITES="$XDG_CONFIG_HOME/hpcport/sites"
-mkdir -p "$SITES"
 TAG="hpp$$"
-jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
-SSH=(ssh -F "$HP_H_SSH_CONFIG" -o BatchMode=yes hp-login)
-wait_for() { # SECONDS COMMAND...
-    local end=$((SECONDS + $1)); shift
-    until "$@"; do [ "$SECONDS" -ge "$end" ] && return 1; sleep 0.3; done
-}
 # the job names of campaign $1 (the name after the token), one per line
 job_names() {
     sacct -X -n -P -u "$HP_H_USER" -S now-2hours -o JobName | grep "^hp[0-9a-f]\{16\}\.[0-9]*-[0-9a-f]*\.$1\." | sort
@@ -45,13 +27,6 @@ job_names() {
 njobs_is() { [ "$(job_names "$1" | wc -l)" = "$2" ]; }
 njobs() { wait_for 30 njobs_is "$@"; }
 
-cat > "$T/ssh_config" <<EOF
-Host 127.0.0.1
-    IdentityFile $HP_H_KEY
-    IdentitiesOnly yes
-    UserKnownHostsFile $HP_H_KNOWN_HOSTS
-    StrictHostKeyChecking yes
-EOF
 profile() { # NAME QUEUE [EXTRA YAML LINES...]
     local name=$1 queue=$2; shift 2
     {
@@ -64,14 +39,7 @@ profile() { # NAME QUEUE [EXTRA YAML LINES...]
         echo "      max_walltime: 30m"
         echo "  account: hpcport"
         echo "  default_walltime: 5m"
-        echo "login:"
-        echo "  host: 127.0.0.1"
-        echo "  port: $HP_H_LOGIN_PORT"
-        echo "  user: $HP_H_USER"
-        echo "  jump: [\"$HP_H_USER@127.0.0.1:$HP_H_BASTION_PORT\"]"
-        echo "network: {login: none, compute: none}"
-        echo "filesystems:"
-        echo "  scratch: \$HOME/.$TAG"
+        site_login_yaml
         for l in "$@"; do echo "$l"; done
     } > "$SITES/$name.yaml"
 }
@@ -80,13 +48,7 @@ trap '"${SSH[@]}" "rm -rf ~/.$TAG" >/dev/null 2>&1; rm -rf "$T"' EXIT
 
 # --- a task that runs into its walltime: started first, checked last
 mkdir -p "$T/to"
-cat > "$T/to/to.yaml" <<'EOF'
-name: to
-tasks:
-  slow:
-    command: [sleep, "300"]
-    resources: {walltime: 1m}
-EOF
+wf_walltime "$T/to/to.yaml"
 "$HP" run "$T/to/to.yaml" --site pt --campaign "$TAG-to" > "$T/to/out" 2> "$T/to/err" &
 to_pid=$!
 
@@ -153,17 +115,7 @@ check "campaign: and submits one job" njobs "$TAG-c" 5
 
 # --- qsub refuses the job: a queue the profile declares and the cluster lacks
 mkdir -p "$T/rej"
-cat > "$T/rej/rej.yaml" <<'EOF'
-name: rej
-tasks:
-  a:
-    command: [sh, -c, 'echo a > a.out']
-    outputs: [a.out]
-  b:
-    after: [a]
-    command: [sh, -c, 'cat a.out > b.out']
-    outputs: [b.out]
-EOF
+wf_reject "$T/rej/rej.yaml"
 expect_rc 1 "reject: run exits 1" "$HP" run "$T/rej/rej.yaml" --site pbad --campaign "$TAG-rej"
 check "reject: the reason names the adapter and the task" contains "$OUT" "pbs (torque): qsub refused the job of 'a' (queue 'nosuch')"
 check "reject: ... and qsub's reason" contains "$OUT" "invalid partition specified: nosuch"
@@ -230,8 +182,6 @@ check "walltime: the reason says it was killed at its walltime" \
 check "walltime: status says failed, timed out" \
     test "$(jget "$T/to.json" "[(i['state'], i['timed_out']) for i in d['instances']][0]")" = "('failed', True)"
 
-reports=$(ls "$T"/sanitizer* 2>/dev/null)
-check "no sanitizer reports from any hpcport command" test -z "$reports"
-for f in $reports; do sed 's/^/# /' "$f" | head -20; done
+check_sanitizers
 
 done_testing

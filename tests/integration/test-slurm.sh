@@ -10,30 +10,9 @@
 # HP_HARNESS_DIR of a running harness); without them it fails, it does not
 # skip. Takes about three minutes (one task runs into its 1-minute walltime).
 . "$(dirname "$0")/tap.sh"
+. "$(dirname "$0")/site-lib.sh"
 
-if [ -z "${HP_HARNESS_DIR:-}" ] || [ ! -r "$HP_HARNESS_DIR/env.sh" ]; then
-    fail "HP_HARNESS_DIR is not set or has no env.sh: run the tests through" \
-         "tests/harness/with-services.sh (e.g. 'sh tools/test.sh'), or start" \
-         "tests/harness/start.sh DIR and export HP_HARNESS_DIR=DIR"
-    done_testing; exit 1
-fi
-. "$HP_HARNESS_DIR/env.sh"
-
-export HPCPORT_STATE_DIR="$T/state" HPCPORT_NO_MASTER=1 HPCPORT_SSH_CONFIG="$T/ssh_config"
-# a sanitized build writes its reports here, also from commands whose
-# stderr the checks below swallow (checked at the end)
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$T/sanitizer"
-chmod 0711 "$T"   # the test user reads nothing here, but root's files stay root's
-SITES="$XDG_CONFIG_HOME/hpcport/sites"
-mkdir -p "$SITES"
 TAG="hpt$$"
-jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
-SSH=(ssh -F "$HP_H_SSH_CONFIG" -o BatchMode=yes hp-login)
-wait_for() { # SECONDS COMMAND...
-    local end=$((SECONDS + $1)); shift
-    until "$@"; do [ "$SECONDS" -ge "$end" ] && return 1; sleep 0.3; done
-}
 # every job name of campaign $1 submitted by user $2, one per line
 job_names() { sacct -X -n -P -u "$2" -S now-2hours -o JobName | grep "^$1\." | sort; }
 # njobs CAMPAIGN USER N: sacct lists N jobs of the campaign (a job reaches
@@ -41,15 +20,6 @@ job_names() { sacct -X -n -P -u "$2" -S now-2hours -o JobName | grep "^$1\." | s
 njobs_is() { [ "$(job_names "$1" "$2" | wc -l)" = "$3" ]; }
 njobs() { wait_for 30 njobs_is "$@"; }
 
-# hpcport reads key and known hosts from its ssh configuration; host, port,
-# user and the jump host come from the profile
-cat > "$T/ssh_config" <<EOF
-Host 127.0.0.1
-    IdentityFile $HP_H_KEY
-    IdentitiesOnly yes
-    UserKnownHostsFile $HP_H_KNOWN_HOSTS
-    StrictHostKeyChecking yes
-EOF
 profile() { # NAME [EXTRA YAML LINES...] -> the SSH site NAME.yaml
     local name=$1; shift
     {
@@ -64,16 +34,7 @@ profile() { # NAME [EXTRA YAML LINES...] -> the SSH site NAME.yaml
         echo "  default_partition: debug"
         echo "  account: hpcport"
         echo "  default_walltime: 5m"
-        echo "login:"
-        echo "  host: 127.0.0.1"
-        echo "  port: $HP_H_LOGIN_PORT"
-        echo "  user: $HP_H_USER"
-        echo "  jump: [\"$HP_H_USER@127.0.0.1:$HP_H_BASTION_PORT\"]"
-        echo "network:"
-        echo "  login: none"
-        echo "  compute: none"
-        echo "filesystems:"
-        echo "  scratch: \$HOME/.$TAG"
+        site_login_yaml
         for l in "$@"; do echo "$l"; done
     } > "$SITES/$name.yaml"
 }
@@ -99,13 +60,7 @@ trap 'cleanup_site; rm -rf "$T"' EXIT
 
 # --- a task that runs into its walltime: started first, checked last (~90 s)
 mkdir -p "$T/to"
-cat > "$T/to/to.yaml" <<'EOF'
-name: to
-tasks:
-  slow:
-    command: [sleep, "300"]
-    resources: {walltime: 1m}
-EOF
+wf_walltime "$T/to/to.yaml"
 "$HP" run "$T/to/to.yaml" --site hs --campaign "$TAG-to" > "$T/to/out" 2> "$T/to/err" &
 to_pid=$!
 
@@ -247,17 +202,7 @@ check "hostile: nothing ran here either" test ! -e "$T/hostile/pwned" -a ! -e "$
 profile hrej
 sed -i 's/^    - name: debug$/    - name: nosuch/; s/^  default_partition: debug$/  default_partition: nosuch/' "$SITES/hrej.yaml"
 mkdir -p "$T/rej"
-cat > "$T/rej/rej.yaml" <<'EOF'
-name: rej
-tasks:
-  a:
-    command: [sh, -c, 'echo a > a.out']
-    outputs: [a.out]
-  b:
-    after: [a]
-    command: [sh, -c, 'cat a.out > b.out']
-    outputs: [b.out]
-EOF
+wf_reject "$T/rej/rej.yaml"
 expect_rc 1 "reject: run exits 1" "$HP" run "$T/rej/rej.yaml" --site hrej --campaign "$TAG-rej"
 check "reject: the summary names sbatch's reason" contains "$OUT" "sbatch refused the job"
 check "reject: ... the invalid partition" contains "$OUT" "nvalid partition"
@@ -387,8 +332,6 @@ check "timeout: the reason names the walltime" grep -q "TIMEOUT (walltime 00:01:
 check "timeout: status says failed, timed out" \
     test "$(jget "$T/to.json" "[(i['state'], i['timed_out']) for i in d['instances']][0]")" = "('failed', True)"
 
-reports=$(ls "$T"/sanitizer* 2>/dev/null)
-check "no sanitizer reports from any hpcport command" test -z "$reports"
-for f in $reports; do sed 's/^/# /' "$f" | head -20; done
+check_sanitizers
 
 done_testing

@@ -4,8 +4,7 @@
  * TORQUE outputs transcribed from public sources, see README.md there; Slurm
  * qsub/qstat wrapper outputs recorded on the test cluster by capture.sh).
  *
- * HP_UPDATE_GOLDEN=1 rewrites the golden .pbs files instead of comparing
- * (review the diff). Runs from the source root (meson sets workdir). */
+ * Golden files: see adapter-test.h (HP_UPDATE_GOLDEN=1 rewrites them). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "adapter-test.h"
 #include "adapter.h"
 #include "buf.h"
 #include "pbs-int.h"
@@ -21,15 +21,6 @@
 #include "util.h"
 
 #define FIX "tests/fixtures/pbs/"
-
-static char *slurp(const char *path)
-{
-    char *text = NULL;
-    size_t len = 0;
-    if (hp_read_file(path, (size_t)1 << 24, &text, &len) < 0)
-        fail_msg("cannot read %s (run from the source root)", path);
-    return text;
-}
 
 static struct hp_site *site_load_set(const char *name, const char *set)
 {
@@ -52,30 +43,9 @@ static struct hp_site *site_load(const char *name)
 
 static void golden(const char *name, const struct hp_jobspec *spec, const struct hp_site *site)
 {
-    const struct hp_adapter_ops *ad = hp_adapter_find("pbs");
-    struct hp_buf out = HP_BUF_INIT;
-    struct hp_err err;
-    hp_err_init(&err);
-    assert_non_null(ad);
-    if (ad->render(spec, site, &out, &err) < 0)
-        fail_msg("render: %s", err.msg);
     char *path = hp_xasprintf(FIX "%s.pbs", name);
-    const char *up = getenv("HP_UPDATE_GOLDEN");
-    if (up && *up && strcmp(up, "0")) {
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fwrite(out.buf, 1, out.len, f);
-        fclose(f);
-    } else {
-        char *want = slurp(path);
-        if (strcmp(want, out.buf)) {
-            fprintf(stderr, "# %s differs; got:\n%s", path, out.buf);
-            fail_msg("%s: rendered script differs from the golden file", path);
-        }
-        free(want);
-    }
+    adapter_golden("pbs", path, spec, site);
     free(path);
-    hp_buf_release(&out);
 }
 
 static const char *const hostile_argv[] = {
@@ -85,24 +55,7 @@ static const char *const hostile_argv[] = {
 
 static void base_spec(struct hp_jobspec *s)
 {
-    static const struct hp_kv env[] = { { (char *)"GREETING", (char *)"it's \"quoted\" $HOME" } };
-    memset(s, 0, sizeof(*s));
-    s->campaign = "demo";
-    s->instance = "sim[i=1,s=a b]";
-    s->job_name = "demo.sim";
-    s->token = "hp0123456789abcdef.1-00c0ffee";
-    s->attempt = 1;
-    s->argv = hostile_argv;
-    s->env = env;
-    s->nenv = 1;
-    s->res.nodes = 1;
-    s->res.ntasks = 1;
-    s->res.cores = 4;
-    s->res.memory_mb = 8192;
-    s->res.walltime = 5400;
-    s->workdir = "$SCRATCH/hpcport/demo/work";
-    s->stdout_path = "$SCRATCH/hpcport/demo/logs/sim%5Bi%3D1%2Cs%3Da%20b%5D.1.out";
-    s->stderr_path = "$SCRATCH/hpcport/demo/logs/sim%5Bi%3D1%2Cs%3Da%20b%5D.1.err";
+    adapter_base_spec(s, hostile_argv);
     s->result_path = "$SCRATCH/hpcport/demo/logs/sim%5Bi%3D1%2Cs%3Da%20b%5D.1.rc";
 }
 
@@ -127,32 +80,35 @@ static void big_spec(struct hp_jobspec *s)
     s->workdir = "/scratch/u/hpcport/demo/work";
 }
 
+/* base_spec in queue and big_spec in big_queue on the golden site of a
+ * dialect: PREFIX-basic.pbs and PREFIX-gpu-container-mpi.pbs */
+static void render_dialect(const char *site_name, const char *prefix, const char *queue,
+                           const char *big_queue)
+{
+    struct hp_site *site = site_load(site_name);
+    struct hp_jobspec spec;
+    char name[64];
+    base_spec(&spec);
+    spec.partition = queue;
+    snprintf(name, sizeof(name), "%s-basic", prefix);
+    golden(name, &spec, site);
+    big_spec(&spec);
+    spec.partition = big_queue;
+    snprintf(name, sizeof(name), "%s-gpu-container-mpi", prefix);
+    golden(name, &spec, site);
+    hp_site_free(site);
+}
+
 static void test_render_pbspro(void **state)
 {
     (void)state;
-    struct hp_site *site = site_load("golden-pbspro");
-    struct hp_jobspec spec;
-    base_spec(&spec);
-    spec.partition = "prod";
-    golden("pro-basic", &spec, site);
-    big_spec(&spec);
-    spec.partition = "debug-scaling";
-    golden("pro-gpu-container-mpi", &spec, site);
-    hp_site_free(site);
+    render_dialect("golden-pbspro", "pro", "prod", "debug-scaling");
 }
 
 static void test_render_torque(void **state)
 {
     (void)state;
-    struct hp_site *site = site_load("golden-torque");
-    struct hp_jobspec spec;
-    base_spec(&spec);
-    spec.partition = "batch";
-    golden("torque-basic", &spec, site);
-    big_spec(&spec);
-    spec.partition = "batch";
-    golden("torque-gpu-container-mpi", &spec, site);
-    hp_site_free(site);
+    render_dialect("golden-torque", "torque", "batch", "batch");
 }
 
 /* user values everywhere a user can put them: argv (above), a shell

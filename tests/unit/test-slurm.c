@@ -1,9 +1,7 @@
 /* test-slurm.c - the Slurm adapter's pure parts: rendered scripts against
  * golden files, and the parsers against what the test cluster's real Slurm
  * 22.05 printed (tests/fixtures/slurm/, recorded by capture.sh there).
- *
- * HP_UPDATE_GOLDEN=1 rewrites the golden .sbatch files instead of comparing
- * (review the diff). Runs from the source root (meson sets workdir). */
+ * Golden files: see adapter-test.h (HP_UPDATE_GOLDEN=1 rewrites them). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "adapter-test.h"
 #include "adapter.h"
 #include "buf.h"
 #include "site.h"
@@ -20,15 +19,6 @@
 #include "util.h"
 
 #define FIX "tests/fixtures/slurm/"
-
-static char *slurp(const char *path)
-{
-    char *text = NULL;
-    size_t len = 0;
-    if (hp_read_file(path, (size_t)1 << 24, &text, &len) < 0)
-        fail_msg("cannot read %s (run from the source root)", path);
-    return text;
-}
 
 static struct hp_site *golden_site(void)
 {
@@ -43,29 +33,9 @@ static struct hp_site *golden_site(void)
 
 static void golden(const char *name, const struct hp_jobspec *spec, const struct hp_site *site)
 {
-    const struct hp_adapter_ops *ad = hp_adapter_find("slurm");
-    struct hp_buf out = HP_BUF_INIT;
-    struct hp_err err;
-    hp_err_init(&err);
-    assert_non_null(ad);
-    assert_int_equal(ad->render(spec, site, &out, &err), 0);
     char *path = hp_xasprintf(FIX "%s.sbatch", name);
-    const char *up = getenv("HP_UPDATE_GOLDEN");
-    if (up && *up && strcmp(up, "0")) {
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fwrite(out.buf, 1, out.len, f);
-        fclose(f);
-    } else {
-        char *want = slurp(path);
-        if (strcmp(want, out.buf)) {
-            fprintf(stderr, "# %s differs; got:\n%s", path, out.buf);
-            fail_msg("%s: rendered script differs from the golden file", path);
-        }
-        free(want);
-    }
+    adapter_golden("slurm", path, spec, site);
     free(path);
-    hp_buf_release(&out);
 }
 
 static const char *const hostile_argv[] = {
@@ -75,25 +45,8 @@ static const char *const hostile_argv[] = {
 
 static void base_spec(struct hp_jobspec *s)
 {
-    static const struct hp_kv env[] = { { (char *)"GREETING", (char *)"it's \"quoted\" $HOME" } };
-    memset(s, 0, sizeof(*s));
-    s->campaign = "demo";
-    s->instance = "sim[i=1,s=a b]";
-    s->job_name = "demo.sim";
-    s->token = "hp0123456789abcdef.1-00c0ffee";
-    s->attempt = 1;
-    s->argv = hostile_argv;
-    s->env = env;
-    s->nenv = 1;
-    s->res.nodes = 1;
-    s->res.ntasks = 1;
-    s->res.cores = 4;
-    s->res.memory_mb = 8192;
-    s->res.walltime = 5400;
+    adapter_base_spec(s, hostile_argv);
     s->partition = "cpu";
-    s->workdir = "$SCRATCH/hpcport/demo/work";
-    s->stdout_path = "$SCRATCH/hpcport/demo/logs/sim%5Bi%3D1%2Cs%3Da%20b%5D.1.out";
-    s->stderr_path = "$SCRATCH/hpcport/demo/logs/sim%5Bi%3D1%2Cs%3Da%20b%5D.1.err";
 }
 
 static void test_render_basic(void **state)
