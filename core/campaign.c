@@ -1053,10 +1053,17 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
         int stopping = opts && opts->stop && *opts->stop;
         if (check_cancels(e, err) < 0)
             goto out;
-        while (!stopping && e->qlen && (!maxp || (long)e->njobs < maxp) &&
-               hp_now() >= e->submit_pause)
-            if (!submit_next(e))
+        int paused = 0;   /* the site said "not now": submissions wait */
+        while (!stopping && e->qlen && (!maxp || (long)e->njobs < maxp)) {
+            if (hp_now() < e->submit_pause) {
+                paused = 1;
                 break;
+            }
+            if (!submit_next(e)) {
+                paused = hp_now() < e->submit_pause;
+                break;
+            }
+        }
         if (stopping) {
             sum->interrupted = 1;
             break;
@@ -1064,8 +1071,8 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
         if (!e->njobs) {
             if (!e->qlen)
                 break;
-            if (hp_now() < e->submit_pause)
-                goto wait;   /* the site said "not now" */
+            if (paused)
+                goto wait;
             /* Ready work, nothing running and no room: cannot happen once
              * check_cores() passed, unless capacity is wrong. */
             hp_err_set(err, HP_EINTERNAL, "no capacity to run '%s' while nothing runs",
@@ -1086,6 +1093,8 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
             if (left < timeout)
                 timeout = left > 0 ? left : 0;
         }
+        if (e->qlen && e->submit_pause > now && e->submit_pause - now < timeout)
+            timeout = e->submit_pause - now;   /* back to submitting on time */
         if (e->ad->wait) {
             e->ad->wait(e->impl, timeout);
         } else {
