@@ -68,7 +68,6 @@
 #include "util.h"
 #include "banned.h"
 
-#define QUERY_TIMEOUT 60.0
 #define SUBMIT_TIMEOUT 120.0
 #define IDS_PER_QUERY 200
 #define ALONE_PER_POLL 50     /* ids asked again on their own, per poll */
@@ -310,9 +309,12 @@ static int lookup(struct pbs *P, struct hp_err *err)
                                P->d == PBS_PRO ? "-x" : "", NULL };
         hp_buf_reset(&out);
         hp_buf_reset(&eo);
-        if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status, QUERY_TIMEOUT,
-                            HP_EXEC_IDEMPOTENT, err) < 0)
+        if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status,
+                            hp_site_query_timeout(P->site), HP_EXEC_IDEMPOTENT, err) < 0) {
+            hp_err_prefix(err, "pbs: site '%s': listing your jobs (qselect, qstat)",
+                          P->site->name);
             goto out;
+        }
         int r = pbs_parse_qstat(json, status, out.buf, eo.buf, &a, err);
         if (r == 1) {
             P->json = 0;
@@ -370,9 +372,11 @@ static int qstat_ids(struct pbs *P, char **ids, size_t n, struct pbs_answer *a,
         join_argv(argv, &k, ids, n);
         hp_buf_reset(&out);
         hp_buf_reset(&eo);
-        if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status, QUERY_TIMEOUT,
-                            HP_EXEC_IDEMPOTENT, err) < 0)
+        if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status,
+                            hp_site_query_timeout(P->site), HP_EXEC_IDEMPOTENT, err) < 0) {
+            hp_err_prefix(err, "pbs: site '%s': qstat", P->site->name);
             goto out;
+        }
         if (status == 127) {
             hp_err_set(err, HP_ESITE, "pbs: site '%s': qstat is not installed on the login "
                        "node (or not in the PATH of non-interactive shells)", P->site->name);
@@ -416,8 +420,8 @@ static int read_rcfiles(struct pbs *P, struct pjob **js, size_t n, char **texts,
     for (size_t i = 0; i < n; i++)
         argv[a++] = js[i]->rc_path;
     argv[a] = NULL;
-    if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status, QUERY_TIMEOUT,
-                        HP_EXEC_IDEMPOTENT, err) < 0)
+    if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status,
+                        hp_site_query_timeout(P->site), HP_EXEC_IDEMPOTENT, err) < 0)
         goto out;
     if (status != 0) {
         char *l = hp_jobtab_first_line(eo.buf);
@@ -595,8 +599,8 @@ static void *pbs_open(const struct hp_site *site, struct hp_err *err)
     const char *argv[] = { "sh", "-c", "id -un && command -v qsub >/dev/null && "
                            "command -v qstat >/dev/null || exit 127", NULL };
     int status = 0;
-    if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status, QUERY_TIMEOUT,
-                        HP_EXEC_IDEMPOTENT, err) < 0)
+    if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status,
+                        hp_site_query_timeout(P->site), HP_EXEC_IDEMPOTENT, err) < 0)
         goto fail;
     if (status != 0) {
         char *l = hp_jobtab_first_line(eo.buf);
@@ -775,8 +779,8 @@ static int pbs_cancel(void *impl, const char *id, struct hp_err *err)
     struct pjob *j = pjob_find(P, id);
     if (j)
         j->canceled = 1;
-    if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status, QUERY_TIMEOUT,
-                        HP_EXEC_IDEMPOTENT, err) < 0) {
+    if (hp_conn_exec_ex(P->conn, argv, NULL, 0, &out, &eo, &status,
+                        hp_site_query_timeout(P->site), HP_EXEC_IDEMPOTENT, err) < 0) {
         ret = -1;
     } else if (status != 0 && (out.len || eo.len) && !strstr(eo.buf, "Unknown Job Id") &&
                !strstr(eo.buf, "has finished") && !strstr(eo.buf, "invalid state") &&

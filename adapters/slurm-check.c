@@ -293,6 +293,14 @@ static void check_partitions(struct ck *c, struct hp_buf *out, struct hp_buf *eo
     for (size_t k = 0; k < s->nparts; k++) {
         const struct hp_partition *dp = &s->parts[k];
         char check[160];
+        if (!dp->pass_name) {
+            /* a queue jobs reach by qos (and constraint), not by partition
+             * name: its qos is checked with the other qos below */
+            snprintf(check, sizeof(check), "queue '%.120s'", dp->name);
+            hp_check_add(c->rep, HP_CHECK_SKIP, check, NULL, "jobs name no partition for it "
+                         "(pass_name: false)%s", dp->qos ? "; its qos is checked below" : "");
+            continue;
+        }
         snprintf(check, sizeof(check), "partition '%.120s'", dp->name);
         snprintf(ptr, sizeof(ptr), "/scheduler/partitions/%zu/name", k);
         const struct spart *x = NULL;
@@ -571,7 +579,7 @@ static void probe_script(const struct hp_site *s, const char *name, const char *
     hp_buf_adds(b, "#!/bin/sh\n");
     hp_buf_addf(b, "#SBATCH --job-name=%s\n#SBATCH --output=%s\n", name, outfile);
     hp_buf_adds(b, "#SBATCH --nodes=1\n#SBATCH --ntasks=1\n#SBATCH --time=00:02:00\n");
-    if (dp && !strpbrk(dp->name, "\n\r"))
+    if (dp && dp->pass_name && !strpbrk(dp->name, "\n\r"))
         hp_buf_addf(b, "#SBATCH --partition=%s\n", dp->name);
     if (s->account && !strpbrk(s->account, "\n\r"))
         hp_buf_addf(b, "#SBATCH --account=%s\n", s->account);

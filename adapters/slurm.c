@@ -49,7 +49,6 @@
 #include "util.h"
 #include "banned.h"
 
-#define QUERY_TIMEOUT 60.0
 #define SUBMIT_TIMEOUT 120.0
 #define IDS_PER_QUERY 500
 #define LOOKUP_WINDOW "now-7days"
@@ -232,7 +231,7 @@ static int query(struct slurm *S, const char *const *argv, struct hp_buf *out, i
     struct hp_buf eo = HP_BUF_INIT;
     int st = 0;
     hp_buf_reset(out);
-    int rc = hp_conn_exec_ex(S->conn, argv, NULL, 0, out, &eo, &st, QUERY_TIMEOUT,
+    int rc = hp_conn_exec_ex(S->conn, argv, NULL, 0, out, &eo, &st, hp_site_query_timeout(S->site),
                              HP_EXEC_IDEMPOTENT, err);
     if (status)
         *status = rc < 0 ? -1 : st;
@@ -553,7 +552,8 @@ static void *slurm_open(const struct hp_site *site, struct hp_err *err)
     const char *argv[] = { "sh", "-c", "id -un && sbatch --version", NULL };
     int status = 0;
     struct hp_buf eo = HP_BUF_INIT;
-    int rc = hp_conn_exec_ex(S->conn, argv, NULL, 0, &out, &eo, &status, QUERY_TIMEOUT,
+    int rc = hp_conn_exec_ex(S->conn, argv, NULL, 0, &out, &eo, &status,
+                             hp_site_query_timeout(S->site),
                              HP_EXEC_IDEMPOTENT, err);
     if (rc == 0 && status != 0) {
         char *l = hp_jobtab_first_line(eo.buf);
@@ -718,7 +718,7 @@ static int slurm_cancel(void *impl, const char *id, struct hp_err *err)
     int status = 0, ret = 0;
     if (!S)
         return hp_err_set(err, HP_ESITE, "canceling a Slurm job needs a connection");
-    if (hp_conn_exec_ex(S->conn, argv, NULL, 0, NULL, &eo, &status, QUERY_TIMEOUT,
+    if (hp_conn_exec_ex(S->conn, argv, NULL, 0, NULL, &eo, &status, hp_site_query_timeout(S->site),
                         HP_EXEC_IDEMPOTENT, err) < 0) {
         ret = -1;
     } else if (status != 0 && !strstr(eo.buf, "Invalid job id") &&

@@ -183,7 +183,9 @@ static int fill_scheduler(struct site_ctx *c, struct hp_site *s)
         get_duration(c, json_object_get(sched, "max_walltime"), "/scheduler/max_walltime",
                      &s->max_walltime) < 0 ||
         get_duration(c, json_object_get(sched, "default_walltime"),
-                     "/scheduler/default_walltime", &s->default_walltime) < 0)
+                     "/scheduler/default_walltime", &s->default_walltime) < 0 ||
+        get_duration(c, json_object_get(sched, "query_timeout"), "/scheduler/query_timeout",
+                     &s->query_timeout) < 0)
         return -1;
     const char *gr = json_string_value(json_object_get(sched, "gpu_request"));
     s->gpu_request = hp_xstrdup(gr ? gr : "gpus-per-node");

@@ -54,6 +54,7 @@ struct hp_site {
     int max_queued_jobs;     /* 0 = no limit known */
     int64_t max_walltime;    /* seconds, site-wide, 0 = none */
     int64_t default_walltime;/* seconds, 0 = none */
+    int64_t query_timeout;   /* seconds a scheduler query may take, 0 = default */
     char *gpu_request;       /* never NULL: "gpus-per-node" (also when unstated),
                                 "gres", "gpus" or "none" */
     /* login */
@@ -154,5 +155,11 @@ void hp_site_entries_free(struct hp_site_entry *e, size_t n);
  * default_partition when set, else the first partition listed. An explicit
  * name the site does not list gives NULL. */
 const struct hp_partition *hp_site_partition(const struct hp_site *s, const char *name);
+
+/* Seconds one scheduler query may take: scheduler.query_timeout, or 60. */
+static inline double hp_site_query_timeout(const struct hp_site *s)
+{
+    return s->query_timeout > 0 ? (double)s->query_timeout : 60.0;
+}
 
 #endif

@@ -44,7 +44,7 @@ profile() { # NAME QUEUE [EXTRA YAML LINES...]
     } > "$SITES/$name.yaml"
 }
 profile pt debug
-trap '"${SSH[@]}" "rm -rf ~/.$TAG" >/dev/null 2>&1; rm -rf "$T"' EXIT
+trap '"${SSH[@]}" "rm -rf ~/.$TAG" >/dev/null 2>&1; rm -rf "$T" "$HP_H_SCRATCH/$TAG-root"' EXIT
 
 # --- a task that runs into its walltime: started first, checked last
 mkdir -p "$T/to"
@@ -171,6 +171,71 @@ check "resume: every output is here" test "$(cat "$T"/res/r-*.out 2>/dev/null | 
 check "resume: one job per instance (the 2nd was adopted by its token)" njobs "$TAG-res" 6
 dups=$(job_names "$TAG-res" | uniq -d)
 check "resume: no attempt was submitted twice" test -z "$dups"
+
+# --- qstat hangs, then prints nonsense: each poll fails with a clear error
+# naming the adapter, the job is neither lost nor submitted again. This site
+# runs qsub/qstat here (no login host), with a qstat in front of the real
+# one that misbehaves on demand, and a query timeout of 2 s.
+mkdir -p "$T/fakebin" "$T/q"
+cat > "$T/fakebin/qstat" <<EOF
+#!/bin/sh
+[ -e "$T/q/hang" ] && sleep 30
+[ -e "$T/q/garbage" ] && { echo 'qstat: <<< this is not what qstat prints >>>'; echo '%%%'; exit 0; }
+exec /usr/bin/qstat "\$@"
+EOF
+chmod +x "$T/fakebin/qstat"
+cat > "$SITES/pq.yaml" <<EOF
+name: pq
+scheduler:
+  type: pbs
+  dialect: torque
+  partitions: [{name: debug, max_walltime: 30m}]
+  account: hpcport
+  default_walltime: 5m
+  query_timeout: 2s
+network: {login: none, compute: none}
+filesystems:
+  scratch: \$HP_H_SCRATCH/$TAG-root
+EOF
+cat > "$T/q/q.yaml" <<'EOF'
+name: q
+tasks:
+  nap:
+    command: [sh, -c, 'sleep 8; echo slept > nap.out']
+    outputs: [nap.out]
+EOF
+touch "$T/q/hang"
+PATH="$T/fakebin:$PATH" "$HP" -v run "$T/q/q.yaml" --site pq --campaign "$TAG-q" \
+    > "$T/q/out" 2> "$T/q/err" &
+q_pid=$!
+q_submitted() { grep -q "nap: attempt 1 submitted as job" "$T/q/err"; }
+# before its first qsub the adapter looks for jobs an earlier run left:
+# while qstat hangs or talks nonsense, it submits nothing
+sleep 5
+mv "$T/q/hang" "$T/q/garbage"
+sleep 4
+check "qstat faults: nothing is submitted while qstat cannot list the jobs" \
+    test -z "$(squeue -h -u root -o %j | grep "\.$TAG-q\.")"
+rm -f "$T/q/garbage"
+check "qstat faults: the job is submitted once qstat answers" wait_for 30 q_submitted
+# and while the job runs, its status polls fail the same two ways
+touch "$T/q/hang"
+sleep 5
+mv "$T/q/hang" "$T/q/garbage"
+sleep 4
+rm -f "$T/q/garbage"
+wait "$q_pid"
+rc=$?
+check "qstat faults: the run completes once qstat answers again (exit $rc)" test "$rc" = 0
+check "qstat faults: the output came back" test "$(cat "$T/q/nap.out" 2>/dev/null)" = slept
+check "qstat faults: a hang is reported as a timeout, naming the adapter" \
+    grep -q "pbs: site 'pq': .*qstat.*timed out after 2 s" "$T/q/err"
+check "qstat faults: nonsense is reported, naming the adapter" \
+    grep -q "pbs: site 'pq': .*qstat -f printed something unexpected" "$T/q/err"
+# (this site's jobs run as root: qsub ran here)
+q_jobs_is_1() { [ "$(sacct -X -n -P -u root -S now-2hours -o JobName | grep -c "\.$TAG-q\.nap$")" = 1 ]; }
+check "qstat faults: one job, not submitted again" wait_for 30 q_jobs_is_1
+grep -i "qstat" "$T/q/err" | sort | uniq -c | sort -rn | head -4 | sed 's/^/# /'
 
 # --- the walltime
 wait "$to_pid"

@@ -80,6 +80,13 @@ echo "$OUT" > "$T/check.json"
 check "site check --json: ok is true" test "$(jget "$T/check.json" "d['ok']")" = True
 check "site check --json: --no-job skips the compute probe" \
     test "$(jget "$T/check.json" "[c['status'] for c in d['checks'] if c['check']=='compute network'][0]")" = skip
+# a queue jobs reach by qos, not by partition name (pass_name: false, as on
+# sites whose queues are QOSes): no "no such partition", its qos checked
+profile hqos
+sed -i 's/^    - name: long$/    - name: premium\n      pass_name: false\n      qos: high/' "$SITES/hqos.yaml"
+expect_rc 0 "site check: a qos queue (pass_name: false) passes" "$HP" site check hqos --no-job
+check "site check: ... it is not looked up as a partition" grep -q "^queue 'premium' *skip .*pass_name: false" "$T/out"
+check "site check: ... its qos is checked" grep -q "^qos 'high' *ok" "$T/out"
 profile hbad
 sed -i -e 's/^    - name: long$/    - name: nosuch/' -e 's/^  account: hpcport$/  account: nope/' \
     -e 's/^  login: none$/  login: open/' "$SITES/hbad.yaml"
