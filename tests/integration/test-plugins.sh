@@ -163,7 +163,10 @@ check "the message lists the plugin directories" contains "$ERR" \
 printf 'scheduler:\n  type: slrum\n' > "$T/wf/sites/typo2.yaml"
 expect_rc 4 "a misspelt built-in" "$HP" plan "$T/wf/sweep.yaml" --site typo2
 check "suggests the built-in" contains "$ERR" "unknown scheduler 'slrum' (did you mean 'slurm'?)"
-expect_rc 0 "validate accepts a plugin name" "$HP" validate "$T/wf/sites/typo.yaml"
+expect_rc 4 "validate wants an adapter for the scheduler, too" "$HP" validate "$T/wf/sites/typo.yaml"
+check "... with did-you-mean over the plugins" contains "$ERR" "typo.yaml:2:9: error: site 'typo': unknown scheduler 'frok' (did you mean 'fork'?)"
+printf 'scheduler:\n  type: fork\n' > "$T/wf/sites/useplugin.yaml"
+expect_rc 0 "validate accepts the name of an installed plugin" "$HP" validate "$T/wf/sites/useplugin.yaml"
 printf 'scheduler:\n  type: "Fork it"\n' > "$T/wf/sites/badname.yaml"
 expect_rc 3 "a type that cannot name an adapter is a schema error" "$HP" validate "$T/wf/sites/badname.yaml"
 check "positioned" contains "$ERR" "badname.yaml:2:9: error: does not match pattern"
