@@ -134,7 +134,7 @@ static void resources_pbspro(const struct hp_jobspec *spec, const struct hp_site
         hp_buf_addf(out, ":mpiprocs=%d", per_node);
     if (spec->res.gpus > 0 && gpu_option(site))
         hp_buf_addf(out, ":ngpus=%d", spec->res.gpus);
-    if (spec->res.memory_mb > 0)
+    if (spec->res.memory_mb > 0 && !site->no_memory_request)
         hp_buf_addf(out, ":mem=%lldmb", (long long)spec->res.memory_mb);
     hp_buf_addch(out, '\n');
     if (nodes > 1 && !directive_sets(site, "place="))
@@ -153,9 +153,11 @@ static void resources_torque(const struct hp_jobspec *spec, const struct hp_site
         hp_buf_addf(out, ":gpus=%d", spec->res.gpus);
     hp_buf_addch(out, '\n');
     /* TORQUE's mem is per job and ignored beyond one node: per process there */
-    if (spec->res.memory_mb > 0 && nodes == 1)
+    if (site->no_memory_request || spec->res.memory_mb <= 0)
+        ;   /* scheduler.memory_request: none */
+    else if (nodes == 1)
         hp_buf_addf(out, "#PBS -l mem=%lldmb\n", (long long)spec->res.memory_mb);
-    else if (spec->res.memory_mb > 0)
+    else
         hp_buf_addf(out, "#PBS -l pmem=%lldmb\n",
                     (long long)(spec->res.memory_mb / ppn > 0 ? spec->res.memory_mb / ppn : 1));
 }

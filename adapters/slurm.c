@@ -172,7 +172,7 @@ static int slurm_render(const struct hp_jobspec *spec, const struct hp_site *sit
         snprintf(buf, sizeof(buf), "%d", spec->res.cores);
         directive(out, "cpus-per-task", buf);
     }
-    if (spec->res.memory_mb > 0) {
+    if (spec->res.memory_mb > 0 && !site->no_memory_request) {
         snprintf(buf, sizeof(buf), "%lldM", (long long)spec->res.memory_mb);
         directive(out, "mem", buf);
     }

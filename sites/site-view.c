@@ -189,6 +189,8 @@ static int fill_scheduler(struct site_ctx *c, struct hp_site *s)
         return -1;
     const char *gr = json_string_value(json_object_get(sched, "gpu_request"));
     s->gpu_request = hp_xstrdup(gr ? gr : "gpus-per-node");
+    const char *mr = json_string_value(json_object_get(sched, "memory_request"));
+    s->no_memory_request = mr && !strcmp(mr, "none");
     if (s->max_walltime && s->default_walltime > s->max_walltime) {
         char d[32], m[32];
         hp_format_duration(s->default_walltime, d, sizeof(d));

@@ -57,6 +57,7 @@ struct hp_site {
     int64_t query_timeout;   /* seconds a scheduler query may take, 0 = default */
     char *gpu_request;       /* never NULL: "gpus-per-node" (also when unstated),
                                 "gres", "gpus" or "none" */
+    int no_memory_request;   /* memory_request: none: jobs state no memory */
     /* login */
     char *login_host;        /* NULL for local */
     char *login_user;

@@ -106,6 +106,18 @@ expect_rc 0 "juwels-booster with network.compute=open passes" \
     "$HP" plan "$FIX/network.yaml" --site juwels-booster --set scheduler.account=$ACCOUNT \
     --set network.compute=open
 
+# --- memory: asked for where the site takes it, not on Vista (which refuses --mem)
+expect_rc 0 "expanse: a task's memory is asked for" \
+    "$HP" plan "$FIX/mem-1node.yaml" --site expanse --set scheduler.account=$ACCOUNT
+check "expanse: #SBATCH --mem" grep -qx "#SBATCH --mem=65536M" "$T/out"
+expect_rc 0 "vista: the same task plans" \
+    "$HP" plan "$FIX/mem-1node.yaml" --site vista --set scheduler.account=$ACCOUNT
+check "vista: no --mem (memory_request: none)" bash -c "! grep -q -- '--mem' '$T/out'"
+sed 's/memory: 64G/memory: 4000G/' "$FIX/mem-1node.yaml" > "$T/mem-huge.yaml"
+expect_rc 5 "vista: more memory than a node has is still a lint error" \
+    "$HP" plan "$T/mem-huge.yaml" --site vista --set scheduler.account=$ACCOUNT
+check "vista: ... saying so" grep -qi "memory" "$T/out"
+
 # --- containers: each site's runtime and its GPU option
 cexec() {   # profile -> the exec line of the container job
     "$HP" plan "$FIX/gpu-container.yaml" --site "$1" --set scheduler.account=$ACCOUNT >"$T/out" 2>&1

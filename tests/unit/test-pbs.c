@@ -198,6 +198,18 @@ static void test_render_place(void **state)
     hp_buf_reset(&out);
     assert_int_equal(ad->render(&spec, site, &out, &err), 0);
     assert_non_null(strstr(out.buf, "#PBS -l select=2:ncpus=8:mpiprocs=4:mem=65536mb\n"));
+    /* a site that takes no memory option: none in either dialect */
+    hp_site_free(site);
+    site = site_load_set("golden-pbspro", "scheduler.memory_request=none");
+    hp_buf_reset(&out);
+    assert_int_equal(ad->render(&spec, site, &out, &err), 0);
+    assert_null(strstr(out.buf, "mem="));
+    hp_site_free(site);
+    site = site_load_set("golden-torque", "scheduler.memory_request=none");
+    hp_buf_reset(&out);
+    assert_int_equal(ad->render(&spec, site, &out, &err), 0);
+    assert_non_null(strstr(out.buf, "#PBS -l nodes=2"));
+    assert_null(strstr(out.buf, "mem="));
     hp_buf_release(&out);
     hp_site_free(site);
 }
