@@ -30,6 +30,20 @@ static void gpu_options(const struct hp_jobspec *spec, const struct hp_site *sit
     }
 }
 
+/* container.binds in the runtime's words: " OPT PATH", or " OPT PATH:PATH"
+ * with twice, each path quoted with its $VARIABLES kept. */
+static void binds(const struct hp_site *site, const char *opt, int twice, struct hp_buf *out)
+{
+    for (size_t i = 0; site->container_binds && site->container_binds[i]; i++) {
+        hp_buf_addf(out, " %s ", opt);
+        hp_sq_quote_path(out, site->container_binds[i]);
+        if (twice) {
+            hp_buf_addch(out, ':');
+            hp_sq_quote_path(out, site->container_binds[i]);
+        }
+    }
+}
+
 static void container_prefix(const struct hp_jobspec *spec, const struct hp_site *site,
                              struct hp_buf *out)
 {
@@ -40,15 +54,18 @@ static void container_prefix(const struct hp_jobspec *spec, const struct hp_site
         hp_buf_adds(out, rt);
         hp_buf_adds(out, " exec");
         gpu_options(spec, site, "--nv", out);
+        binds(site, "--bind", 0, out);
         word(out, spec->container);
     } else if (!strcmp(rt, "podman-hpc")) {
         hp_buf_adds(out, "podman-hpc run --rm");
         gpu_options(spec, site, "--gpu", out);
         hp_buf_adds(out, " -v \"$PWD:$PWD\" -w \"$PWD\"");
+        binds(site, "-v", 1, out);
         word(out, spec->container);
     } else if (!strcmp(rt, "shifter")) {
         hp_buf_adds(out, "shifter");
         gpu_options(spec, site, NULL, out);
+        binds(site, "--volume", 1, out);
         hp_buf_addch(out, ' ');
         struct hp_buf img = HP_BUF_INIT;
         hp_buf_addf(&img, "--image=%s", spec->container);
@@ -57,12 +74,14 @@ static void container_prefix(const struct hp_jobspec *spec, const struct hp_site
     } else if (!strcmp(rt, "enroot")) {
         hp_buf_adds(out, "enroot start");
         gpu_options(spec, site, NULL, out);
+        binds(site, "--mount", 1, out);
         word(out, spec->container);
     } else { /* docker, podman */
         hp_buf_adds(out, rt);
         hp_buf_adds(out, " run --rm");
         gpu_options(spec, site, "--gpus all", out);
         hp_buf_adds(out, " -v \"$PWD:$PWD\" -w \"$PWD\"");
+        binds(site, "-v", 1, out);
         for (size_t i = 0; i < spec->nenv; i++) {
             struct hp_buf e = HP_BUF_INIT;
             hp_buf_addf(&e, "%s=%s", spec->env[i].key, spec->env[i].value);

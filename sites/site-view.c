@@ -306,6 +306,7 @@ int site_fill_view(struct site_ctx *c, struct hp_site *s)
     json_t *gpu_opts = at(root, "container", "gpu_options");
     s->container_gpu_options = str_list(gpu_opts);
     s->container_gpu_options_set = json_is_array(gpu_opts);
+    s->container_binds = str_list(at(root, "container", "binds"));
     const char *launcher = json_string_value(json_object_get(root, "launcher"));
     if (!launcher)      /* the scheduler's usual launcher */
         launcher = !strcmp(s->scheduler, "slurm") ? "srun"
@@ -380,6 +381,7 @@ void hp_site_free(struct hp_site *s)
     free(s->gpu_type);
     free(s->container_runtime);
     strv_free(s->container_gpu_options);
+    strv_free(s->container_binds);
     free(s->launcher);
     strv_free(s->setup);
     strv_free(s->modules);

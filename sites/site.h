@@ -84,6 +84,8 @@ struct hp_site {
     char **container_gpu_options; /* runtime options for GPU tasks, NULL-terminated;
                                      used only when container_gpu_options_set */
     int container_gpu_options_set;  /* the profile states container.gpu_options */
+    char **container_binds;  /* container.binds: host paths bound at the same
+                                path, may hold $VARIABLES; NULL-terminated or NULL */
     char *launcher;          /* "srun", "mpiexec", "mpirun", "aprun", "ibrun", "none";
                                 when the profile says none: srun for slurm,
                                 mpiexec for pbs, none for local */

@@ -128,9 +128,19 @@ check "perlmutter-gpu: podman-hpc with --gpu" test "$(cexec perlmutter-gpu)" = \
     "exec podman-hpc run --rm --gpu -v \"\$PWD:\$PWD\" -w \"\$PWD\" $IMG"
 check "juwels-booster: apptainer with --nv" test "$(cexec juwels-booster)" = "exec apptainer exec --nv $IMG"
 check "delta: apptainer with --nv" test "$(cexec delta)" = "exec apptainer exec --nv $IMG"
-check "expanse-gpu: singularity with --nv" test "$(cexec expanse-gpu)" = "exec singularity exec --nv $IMG"
+check "expanse-gpu: singularity with --nv, binding /expanse and /scratch (container.binds)" \
+    test "$(cexec expanse-gpu)" = "exec singularity exec --nv --bind '/expanse' --bind '/scratch' $IMG"
 check "frontier: apptainer without --nv (AMD GPUs)" test "$(cexec frontier)" = "exec apptainer exec $IMG"
 check "lumi-g: singularity without --nv (AMD GPUs)" test "$(cexec lumi-g)" = "exec singularity exec $IMG"
+# binds with $VARIABLES, in podman-hpc's words, and what a shell makes of them
+"$HP" plan "$FIX/gpu-container.yaml" --site perlmutter-gpu --set scheduler.account=$ACCOUNT \
+    --set 'container.binds=["$PSCRATCH/in", "/global/cfs/it'"'"'s"]' >"$T/out" 2>&1
+line=$(grep '^exec ' "$T/out")
+check "perlmutter-gpu: container.binds as -v PATH:PATH, variables kept" test "$line" = \
+    "exec podman-hpc run --rm --gpu -v \"\$PWD:\$PWD\" -w \"\$PWD\" -v \"\${PSCRATCH}\"'/in':\"\${PSCRATCH}\"'/in' -v '/global/cfs/it'\\''s':'/global/cfs/it'\\''s' $IMG"
+words=$(cd / && PSCRATCH=/ps bash -c "set -- ${line#exec podman-hpc run --rm --gpu }; printf '%s|' \"\$@\"")
+check "... which a shell reads as the paths" test "$words" = \
+    "-v|/:/|-w|/|-v|/ps/in:/ps/in|-v|/global/cfs/it's:/global/cfs/it's|docker://docker.io/library/python:3.12|python3|train.py|"
 expect_rc 5 "alps-daint: a container task is refused (no runtime hpcport can call)" \
     "$HP" plan "$FIX/gpu-container.yaml" --site alps-daint --set scheduler.account=$ACCOUNT
 check "names the container rule" contains "$OUT" "but site 'alps-daint' declares no container runtime"
