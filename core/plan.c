@@ -238,11 +238,19 @@ static int part_gpus(const struct hp_site *s, const struct hp_partition *c)
     return c->gpus_per_node >= 0 ? c->gpus_per_node : s->gpus_per_node;
 }
 
+static int inst_nodes(const struct hp_instance *in)
+{
+    return in->res.nodes > 0 ? in->res.nodes : 1;
+}
+
 static int part_fits(const struct hp_site *s, const struct hp_partition *c,
                      const struct hp_instance *in)
 {
+    long bin;
+    int64_t limit = hp_partition_walltime(c, inst_nodes(in), &bin);
     return (part_gpus(s, c) > 0) == (in->res.gpus > 0) &&
-           (!c->max_walltime || !in->res.walltime || in->res.walltime <= c->max_walltime);
+           (!c->min_nodes || inst_nodes(in) >= c->min_nodes) &&
+           (!limit || !in->res.walltime || in->res.walltime <= limit);
 }
 
 static const struct hp_partition *choose_partition(const struct hp_site *s,
@@ -320,9 +328,15 @@ static void lint_task(struct hp_plan *p, const struct hp_task *t, size_t i)
     int64_t wt = p->walltime[i];
     int64_t limit = 0;
     const char *limit_ptr = NULL;
-    if (part && part->max_walltime) {
-        limit = part->max_walltime;
-        snprintf(sptr, sizeof(sptr), "/scheduler/partitions/%ld/max_walltime", pi);
+    long bin;
+    int64_t plimit = hp_partition_walltime(part, inst_nodes(in), &bin);
+    if (plimit) {
+        limit = plimit;
+        if (bin >= 0)
+            snprintf(sptr, sizeof(sptr),
+                     "/scheduler/partitions/%ld/walltime_by_nodes/%ld/max_walltime", pi, bin);
+        else
+            snprintf(sptr, sizeof(sptr), "/scheduler/partitions/%ld/max_walltime", pi);
         limit_ptr = sptr;
     } else if (s->max_walltime) {
         limit = s->max_walltime;
@@ -333,8 +347,17 @@ static void lint_task(struct hp_plan *p, const struct hp_task *t, size_t i)
         hp_format_duration(wt, a, sizeof(a));
         hp_format_duration(limit, b, sizeof(b));
         lint(p, HP_LINT_ERROR, "walltime", t, limit_ptr, wptr,
-             "task '%s' asks for walltime %s, over the limit of %s on site '%s'%s%s",
-             t->name, a, b, s->name, part ? " partition " : "", part ? part->name : "");
+             "task '%s' asks for walltime %s, over the limit of %s on site '%s'%s%s%s",
+             t->name, a, b, s->name, part ? " partition " : "", part ? part->name : "",
+             bin >= 0 ? " for jobs of its size" : "");
+    }
+    if (part && part->min_nodes && inst_nodes(in) < part->min_nodes) {
+        snprintf(sptr, sizeof(sptr), "/scheduler/partitions/%ld/min_nodes", pi);
+        snprintf(wptr, sizeof(wptr), "%s/resources/nodes", t->pointer);
+        lint(p, HP_LINT_ERROR, "nodes", t, sptr, wptr,
+             "task '%s' asks for %d node%s, but partition %s of site '%s' takes jobs of %d "
+             "nodes or more", t->name, inst_nodes(in), inst_nodes(in) == 1 ? "" : "s",
+             part->name, s->name, part->min_nodes);
     }
     if (!local && !wt)
         lint(p, HP_LINT_WARNING, "walltime", t, NULL, t->pointer,

@@ -104,7 +104,7 @@ static int fill_partitions(struct site_ctx *c, struct hp_site *s, json_t *sched)
 {
     json_t *parts = json_object_get(sched, "partitions");
     size_t n = json_array_size(parts);
-    char ptr[96];
+    char ptr[128];
 
     s->parts = hp_xcalloc(n ? n : 1, sizeof(*s->parts));
     for (size_t i = 0; i < n; i++) {
@@ -126,6 +126,8 @@ static int fill_partitions(struct site_ctx *c, struct hp_site *s, json_t *sched)
                          &hp->max_walltime) < 0 ||
             get_int(c, json_object_get(p, "max_nodes"), PP("max_nodes"), 0,
                     &hp->max_nodes) < 0 ||
+            get_int(c, json_object_get(p, "min_nodes"), PP("min_nodes"), 0,
+                    &hp->min_nodes) < 0 ||
             get_int(c, json_object_get(p, "cores_per_node"), PP("cores_per_node"), 0,
                     &hp->cores_per_node) < 0 ||
             get_memory(c, json_object_get(p, "memory"), PP("memory"), &hp->memory_mb) < 0 ||
@@ -136,6 +138,27 @@ static int fill_partitions(struct site_ctx *c, struct hp_site *s, json_t *sched)
         hp->gpu_type = opt_str(json_object_get(p, "gpu_type"));
         hp->qos = opt_str(json_object_get(p, "qos"));
         hp->pass_name = !json_is_false(json_object_get(p, "pass_name"));
+        json_t *bins = json_object_get(p, "walltime_by_nodes");
+        size_t nb = json_array_size(bins);
+        hp->bins = nb ? hp_xcalloc(nb, sizeof(*hp->bins)) : NULL;
+        for (size_t b = 0; b < nb; b++) {
+            json_t *e = json_array_get(bins, b);
+#define BP(key) \
+    (snprintf(ptr, sizeof(ptr), "/scheduler/partitions/%zu/walltime_by_nodes/%zu/%s", i, b, \
+              key), ptr)
+            hp->nbins = b + 1;
+            if (get_int(c, json_object_get(e, "max_nodes"), BP("max_nodes"), 0,
+                        &hp->bins[b].max_nodes) < 0)
+                return -1;
+            if (get_duration(c, json_object_get(e, "max_walltime"), BP("max_walltime"),
+                             &hp->bins[b].max_walltime) < 0)
+                return -1;
+            if (b && hp->bins[b].max_nodes <= hp->bins[b - 1].max_nodes)
+                return site_err(c, HP_ESITE, BP("max_nodes"), 0, "walltime_by_nodes must list "
+                                "job sizes from small to large: %d nodes after %d",
+                                hp->bins[b].max_nodes, hp->bins[b - 1].max_nodes);
+#undef BP
+        }
     }
 
     s->default_partition = opt_str(json_object_get(sched, "default_partition"));
@@ -360,6 +383,7 @@ void hp_site_free(struct hp_site *s)
         free(s->parts[i].name);
         free(s->parts[i].gpu_type);
         free(s->parts[i].qos);
+        free(s->parts[i].bins);
     }
     free(s->parts);
     free(s->default_partition);
@@ -393,4 +417,18 @@ void hp_site_free(struct hp_site *s)
     json_decref(s->root);
     json_decref(s->origin);
     free(s);
+}
+
+int64_t hp_partition_walltime(const struct hp_partition *part, int nodes, long *bin)
+{
+    *bin = -1;
+    if (!part)
+        return 0;
+    for (size_t b = 0; b < part->nbins; b++) {
+        if (nodes <= part->bins[b].max_nodes) {
+            *bin = (long)b;
+            return part->bins[b].max_walltime;
+        }
+    }
+    return part->max_walltime;
 }

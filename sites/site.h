@@ -36,7 +36,17 @@ struct hp_partition {
     char *gpu_type;          /* NULL = site default */
     char *qos;               /* NULL = site default */
     int pass_name;           /* 0: jobs do not name the partition (pass_name: false) */
+    int min_nodes;           /* 0 = none */
+    struct hp_wt_bin {       /* walltime_by_nodes, max_nodes ascending */
+        int max_nodes;
+        int64_t max_walltime;
+    } *bins;
+    size_t nbins;
 };
+
+/* The walltime limit of part for a job of nodes nodes (0: none known), and
+ * in *bin the walltime_by_nodes entry it came from, or -1 for max_walltime. */
+int64_t hp_partition_walltime(const struct hp_partition *part, int nodes, long *bin);
 
 struct hp_site {
     char *name;

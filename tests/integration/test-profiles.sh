@@ -106,6 +106,36 @@ expect_rc 0 "juwels-booster with network.compute=open passes" \
     "$HP" plan "$FIX/network.yaml" --site juwels-booster --set scheduler.account=$ACCOUNT \
     --set network.compute=open
 
+# --- limits by job size: Frontier's node-count bins, Polaris's prod queue
+cat > "$T/bins.yaml" <<'EOF'
+name: bins
+tasks:
+  small:
+    command: [./sim]
+    resources: {nodes: 1, walltime: 3h}
+EOF
+expect_rc 5 "frontier: 3 h on 1 node is over its bin's 2 h" \
+    "$HP" plan "$T/bins.yaml" --site frontier --set scheduler.account=$ACCOUNT --lint
+bline=$(grep -n 'max_nodes: 91, max_walltime: 2h' "$HP_SRCDIR/sites/profiles/frontier.yaml" | cut -d: -f1)
+check "... naming the bin's line" grep -q "over the limit of 02:00:00 on site 'frontier' partition batch for jobs of its size.*(site rule at <bundled>/frontier.yaml:$bline:" "$T/out"
+sed 's/nodes: 1, walltime: 3h/nodes: 200, walltime: 3h/' "$T/bins.yaml" > "$T/bins200.yaml"
+expect_rc 0 "frontier: 3 h on 200 nodes fits (12 h)" \
+    "$HP" plan "$T/bins200.yaml" --site frontier --set scheduler.account=$ACCOUNT --lint
+sed 's/walltime: 3h/walltime: 2h, partition: prod/' "$T/bins.yaml" > "$T/prod1.yaml"
+expect_rc 5 "polaris: prod refuses a 1-node job" \
+    "$HP" plan "$T/prod1.yaml" --site polaris --set scheduler.account=$ACCOUNT --lint
+check "... saying it takes 10 nodes or more" contains "$OUT" "takes jobs of 10 nodes or more"
+sed 's/nodes: 1, walltime: 3h/nodes: 30, walltime: 5h, partition: prod/' "$T/bins.yaml" > "$T/prod30.yaml"
+expect_rc 0 "polaris: 30 nodes for 5 h fit prod (medium, 6 h)" \
+    "$HP" plan "$T/prod30.yaml" --site polaris --set scheduler.account=$ACCOUNT --lint
+sed 's/nodes: 1, walltime: 3h/nodes: 12, walltime: 5h, partition: prod/' "$T/bins.yaml" > "$T/prod12.yaml"
+expect_rc 5 "polaris: 12 nodes for 5 h are over prod's small bin (3 h)" \
+    "$HP" plan "$T/prod12.yaml" --site polaris --set scheduler.account=$ACCOUNT --lint
+# bins out of order are an error in the profile
+printf 'name: badbins\nscheduler:\n  type: slurm\n  partitions:\n    - name: p\n      walltime_by_nodes:\n        - {max_nodes: 10, max_walltime: 1h}\n        - {max_nodes: 5, max_walltime: 2h}\n' > "$T/badbins.yaml"
+expect_rc 4 "walltime_by_nodes out of order is refused" "$HP" validate "$T/badbins.yaml"
+check "... at the entry" contains "$ERR" "badbins.yaml:8:23: error: walltime_by_nodes must list job sizes from small to large: 5 nodes after 10 (at /scheduler/partitions/0/walltime_by_nodes/1/max_nodes)"
+
 # --- memory: asked for where the site takes it, not on Vista (which refuses --mem)
 expect_rc 0 "expanse: a task's memory is asked for" \
     "$HP" plan "$FIX/mem-1node.yaml" --site expanse --set scheduler.account=$ACCOUNT
