@@ -586,6 +586,96 @@ out:
     return fd;
 }
 
+/* ================================================================ pumps */
+
+/* Bytes moving between a channel and a local socket (a hop's socketpair,
+ * a tunnel's client), one non-blocking step at a time. The callers own
+ * the loop: locking, waiting and when to stop differ. */
+struct chpump {
+    char *a2b, *b2a;                 /* channel -> fd, fd -> channel */
+    size_t bufsz, alen, aoff, blen, boff;
+    int chan_eof, fd_eof, eof_sent, shut;
+};
+
+static void chpump_init(struct chpump *p, size_t bufsz)
+{
+    memset(p, 0, sizeof(*p));
+    p->bufsz = bufsz;
+    p->a2b = hp_xmalloc(bufsz);
+    p->b2a = hp_xmalloc(bufsz);
+}
+
+static void chpump_release(struct chpump *p)
+{
+    free(p->a2b);
+    free(p->b2a);
+}
+
+/* Move what moves without blocking; *progress is set when something did.
+ * 0, or -1 when the bridge must end: *chan_rc is then the libssh2 error of
+ * a failed channel read or write (0 when the socket or the EOF failed). */
+static int chpump_step(struct chpump *p, LIBSSH2_CHANNEL *ch, int fd, int *progress,
+                       int *chan_rc)
+{
+    *chan_rc = 0;
+    if (!p->alen && !p->chan_eof) {
+        ssize_t r = libssh2_channel_read(ch, p->a2b, p->bufsz);
+        if (r > 0) {
+            p->alen = (size_t)r;
+            p->aoff = 0;
+            *progress = 1;
+        } else if (r == 0 && libssh2_channel_eof(ch)) {
+            p->chan_eof = 1;
+        } else if (r < 0 && r != LIBSSH2_ERROR_EAGAIN) {
+            *chan_rc = (int)r;
+            return -1;
+        }
+    }
+    if (p->alen) {
+        ssize_t w = send(fd, p->a2b + p->aoff, p->alen, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            p->aoff += (size_t)w;
+            p->alen -= (size_t)w;
+            *progress = 1;
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            return -1;
+        }
+    }
+    if (p->chan_eof && !p->alen && !p->shut) {
+        shutdown(fd, SHUT_WR);
+        p->shut = 1;
+    }
+    if (!p->blen && !p->fd_eof) {
+        ssize_t r = recv(fd, p->b2a, p->bufsz, MSG_DONTWAIT);
+        if (r > 0) {
+            p->blen = (size_t)r;
+            p->boff = 0;
+            *progress = 1;
+        } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+            p->fd_eof = 1;
+        }
+    }
+    if (p->blen) {
+        ssize_t w = libssh2_channel_write(ch, p->b2a + p->boff, p->blen);
+        if (w > 0) {
+            p->boff += (size_t)w;
+            p->blen -= (size_t)w;
+            *progress = 1;
+        } else if (w < 0 && w != LIBSSH2_ERROR_EAGAIN) {
+            *chan_rc = (int)w;
+            return -1;
+        }
+    }
+    if (p->fd_eof && !p->blen && !p->eof_sent) {
+        int r = libssh2_channel_send_eof(ch);
+        if (r == 0)
+            p->eof_sent = 1;
+        else if (r != LIBSSH2_ERROR_EAGAIN)
+            return -1;
+    }
+    return 0;
+}
+
 /* ================================================================ hops */
 
 struct pump_arg {
@@ -601,74 +691,17 @@ static void *pump_main(void *arg)
     struct ssh_hop *prev = pa->prev, *hop = pa->hop;
     int alive = pa->alive_interval;
     free(pa);
-    enum { BUFSZ = 256 * 1024 };
-    char *a2b = hp_xmalloc(BUFSZ), *b2a = hp_xmalloc(BUFSZ);
-    size_t alen = 0, aoff = 0, blen = 0, boff = 0;
-    int chan_eof = 0, pair_eof = 0, eof_sent = 0, shut = 0;
+    struct chpump p;
+    chpump_init(&p, 256 * 1024);
     LIBSSH2_CHANNEL *ch = hop->chan;
     for (;;) {
-        int progress = 0;
-        if (!alen && !chan_eof) {
-            ssize_t r = libssh2_channel_read(ch, a2b, BUFSZ);
-            if (r > 0) {
-                alen = (size_t)r;
-                aoff = 0;
-                progress = 1;
-            } else if (r == 0 && libssh2_channel_eof(ch)) {
-                chan_eof = 1;
-            } else if (r < 0 && r != LIBSSH2_ERROR_EAGAIN) {
-                break;
-            } else if (r == 0 && !libssh2_channel_eof(ch)) {
-                /* nothing yet */
-            }
-        }
-        if (alen) {
-            ssize_t w = send(hop->pairfd, a2b + aoff, alen, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w > 0) {
-                aoff += (size_t)w;
-                alen -= (size_t)w;
-                progress = 1;
-            } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                break;
-            }
-        }
-        if (chan_eof && !alen && !shut) {
-            shutdown(hop->pairfd, SHUT_WR);
-            shut = 1;
-        }
-        if (!blen && !pair_eof) {
-            ssize_t r = recv(hop->pairfd, b2a, BUFSZ, MSG_DONTWAIT);
-            if (r > 0) {
-                blen = (size_t)r;
-                boff = 0;
-                progress = 1;
-            } else if (r == 0) {
-                pair_eof = 1;
-            } else if (errno != EAGAIN && errno != EINTR) {
-                pair_eof = 1;
-            }
-        }
-        if (blen) {
-            ssize_t w = libssh2_channel_write(ch, b2a + boff, blen);
-            if (w > 0) {
-                boff += (size_t)w;
-                blen -= (size_t)w;
-                progress = 1;
-            } else if (w < 0 && w != LIBSSH2_ERROR_EAGAIN) {
-                break;
-            }
-        }
-        if (pair_eof && !blen && !eof_sent) {
-            int r = libssh2_channel_send_eof(ch);
-            if (r == 0)
-                eof_sent = 1;
-            else if (r != LIBSSH2_ERROR_EAGAIN)
-                break;
-        }
-        /* the far end no longer listens once our side of the pair closed */
-        if (pair_eof && eof_sent)
+        int progress = 0, chan_rc;
+        if (chpump_step(&p, ch, hop->pairfd, &progress, &chan_rc) < 0)
             break;
-        if (chan_eof && shut && pair_eof)
+        /* the far end no longer listens once our side of the pair closed */
+        if (p.fd_eof && p.eof_sent)
+            break;
+        if (p.chan_eof && p.shut && p.fd_eof)
             break;
         int next = 0;
         if (alive > 0)
@@ -679,8 +712,8 @@ static void *pump_main(void *arg)
         struct pollfd pf[3] = {
             { .fd = prev->sock, .events = POLLIN |
                                           ((dirs & LIBSSH2_SESSION_BLOCK_OUTBOUND) ? POLLOUT : 0) },
-            { .fd = hop->pairfd, .events = (short)((!blen && !pair_eof ? POLLIN : 0) |
-                                                   (alen ? POLLOUT : 0)) },
+            { .fd = hop->pairfd, .events = (short)((!p.blen && !p.fd_eof ? POLLIN : 0) |
+                                                   (p.alen ? POLLOUT : 0)) },
             { .fd = hop->stopfd[0], .events = POLLIN },
         };
         int ms = next > 0 ? next * 1000 : 1000;
@@ -692,8 +725,7 @@ static void *pump_main(void *arg)
         if (pf[0].revents & (POLLERR | POLLNVAL))
             break;
     }
-    free(a2b);
-    free(b2a);
+    chpump_release(&p);
     /* the next hop's session sees its socket close */
     shutdown(hop->pairfd, SHUT_RDWR);
     return NULL;
@@ -1529,73 +1561,19 @@ static void *tunnel_main(void *arg)
     struct tunnel *t = arg;
     struct hp_ssh *s = t->s;
     struct ssh_link *l = t->l;
-    enum { BUFSZ = 128 * 1024 };
-    char *a2b = hp_xmalloc(BUFSZ), *b2a = hp_xmalloc(BUFSZ);
-    size_t alen = 0, aoff = 0, blen = 0, boff = 0;
-    int chan_eof = 0, fd_eof = 0, eof_sent = 0, shut = 0;
+    struct chpump p;
+    chpump_init(&p, 128 * 1024);
     pthread_mutex_lock(&s->mu);
     while (!s->closing && !l->dead) {
-        int progress = 0;
-        if (!alen && !chan_eof) {
-            ssize_t r = libssh2_channel_read(t->ch, a2b, BUFSZ);
-            if (r > 0) {
-                alen = (size_t)r;
-                aoff = 0;
-                progress = 1;
-            } else if (r == 0 && libssh2_channel_eof(t->ch)) {
-                chan_eof = 1;
-            } else if (r < 0 && r != LIBSSH2_ERROR_EAGAIN) {
-                if (ssh_transport_error((int)r))
-                    ssh_kill_link(s, l, "connection lost");
-                break;
-            }
-        }
-        if (alen) {
-            ssize_t w = send(t->fd, a2b + aoff, alen, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w > 0) {
-                aoff += (size_t)w;
-                alen -= (size_t)w;
-                progress = 1;
-            } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                break;
-            }
-        }
-        if (chan_eof && !alen && !shut) {
-            shutdown(t->fd, SHUT_WR);
-            shut = 1;
-        }
-        if (!blen && !fd_eof) {
-            ssize_t r = recv(t->fd, b2a, BUFSZ, MSG_DONTWAIT);
-            if (r > 0) {
-                blen = (size_t)r;
-                boff = 0;
-                progress = 1;
-            } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-                fd_eof = 1;
-            }
-        }
-        if (blen) {
-            ssize_t w = libssh2_channel_write(t->ch, b2a + boff, blen);
-            if (w > 0) {
-                boff += (size_t)w;
-                blen -= (size_t)w;
-                progress = 1;
-            } else if (w < 0 && w != LIBSSH2_ERROR_EAGAIN) {
-                if (ssh_transport_error((int)w))
-                    ssh_kill_link(s, l, "connection lost");
-                break;
-            }
-        }
-        if (fd_eof && !blen && !eof_sent) {
-            int r = libssh2_channel_send_eof(t->ch);
-            if (r == 0)
-                eof_sent = 1;
-            else if (r != LIBSSH2_ERROR_EAGAIN)
-                break;
-        }
-        if (chan_eof && shut && (eof_sent || fd_eof))
+        int progress = 0, chan_rc;
+        if (chpump_step(&p, t->ch, t->fd, &progress, &chan_rc) < 0) {
+            if (chan_rc && ssh_transport_error(chan_rc))
+                ssh_kill_link(s, l, "connection lost");
             break;
-        if (fd_eof && eof_sent && chan_eof)
+        }
+        if (p.chan_eof && p.shut && (p.eof_sent || p.fd_eof))
+            break;
+        if (p.fd_eof && p.eof_sent && p.chan_eof)
             break;
         if (progress)
             continue;
@@ -1603,8 +1581,8 @@ static void *tunnel_main(void *arg)
         struct pollfd pf[2] = {
             { .fd = l->sock, .events = (short)(POLLIN | ((dirs & LIBSSH2_SESSION_BLOCK_OUTBOUND)
                                                          ? POLLOUT : 0)) },
-            { .fd = t->fd, .events = (short)((!blen && !fd_eof ? POLLIN : 0) |
-                                             (alen ? POLLOUT : 0)) },
+            { .fd = t->fd, .events = (short)((!p.blen && !p.fd_eof ? POLLIN : 0) |
+                                             (p.alen ? POLLOUT : 0)) },
         };
         /* another thread may read our channel's packets off the socket:
          * look again soon when others are active */
@@ -1615,8 +1593,7 @@ static void *tunnel_main(void *arg)
         if (pf[0].revents & POLLIN)
             l->last_rx = hp_now();
     }
-    free(a2b);
-    free(b2a);
+    chpump_release(&p);
     if (!l->dead) {
         struct hp_err e;
         hp_err_init(&e);
