@@ -263,16 +263,6 @@ void hp_jobtab_submitted(struct hp_jobtab *T, const char *kill_env)
 
 /* -------------------------------------------------------------- messages */
 
-char *hp_jobtab_first_line(const char *s)
-{
-    while (*s == '\n' || *s == ' ' || *s == '\t')
-        s++;
-    size_t n = strcspn(s, "\n");
-    while (n && (s[n - 1] == '\r' || s[n - 1] == ' '))
-        n--;
-    return hp_xstrndup(s, n);
-}
-
 int hp_jobtab_says(const char *msg, const char *const *pats)
 {
     for (size_t i = 0; pats[i]; i++)

@@ -112,10 +112,6 @@ void hp_jobtab_suspect_del(struct hp_jobtab *T, long i);
  * crash between submission and record that the tokens exist for. */
 void hp_jobtab_submitted(struct hp_jobtab *T, const char *kill_env);
 
-/* A command's message: the line s starts with once leading line breaks,
- * blanks and tabs are skipped, without trailing blanks or CR (new string;
- * "" for none). */
-char *hp_jobtab_first_line(const char *s);
 /* Whether msg contains one of the strings in pats (NULL-terminated). */
 int hp_jobtab_says(const char *msg, const char *const *pats);
 

@@ -604,13 +604,13 @@ char *pbs_complaint(const char *out, const char *errtext)
     for (size_t s = 0; s < 2; s++) {
         const char *p = strstr(srcs[s], "error: ");
         if (p)
-            return hp_jobtab_first_line(p + 7);
+            return hp_first_line(p + 7);
     }
-    char *l = hp_jobtab_first_line(errtext);
+    char *l = hp_first_line(errtext);
     if (*l)
         return l;
     free(l);
-    return hp_jobtab_first_line(out);
+    return hp_first_line(out);
 }
 
 void pbs_answer_release(struct pbs_answer *a)
@@ -658,7 +658,7 @@ int pbs_parse_qstat(int json, int status, const char *out, const char *errtext,
             return 1;
         }
     } else if (!blank && pbs_parse_text(out, &a->recs, &a->n, &a->alloc) == 0) {
-        char *l = hp_jobtab_first_line(out);
+        char *l = hp_first_line(out);
         hp_err_set(err, HP_ESITE, "qstat -f printed something unexpected: '%.120s'", l);
         free(l);
         return -1;

@@ -426,7 +426,7 @@ static int read_rcfiles(struct pbs *P, struct pjob **js, size_t n, char **texts,
                         hp_site_query_timeout(P->site), HP_EXEC_IDEMPOTENT, err) < 0)
         goto out;
     if (status != 0) {
-        char *l = hp_jobtab_first_line(eo.buf);
+        char *l = hp_first_line(eo.buf);
         hp_err_set(err, HP_ESITE, "pbs: site '%s': reading the jobs' exit records failed "
                    "(status %d): %s", P->site->name, status, l);
         free(l);
@@ -605,14 +605,14 @@ static void *pbs_open(const struct hp_site *site, struct hp_err *err)
                         hp_site_query_timeout(P->site), HP_EXEC_IDEMPOTENT, err) < 0)
         goto fail;
     if (status != 0) {
-        char *l = hp_jobtab_first_line(eo.buf);
+        char *l = hp_first_line(eo.buf);
         hp_err_set(err, HP_ESITE, "pbs: site '%s': %s", site->name, status == 127
                    ? "qsub or qstat is not installed on the login node (or not in the PATH of "
                      "non-interactive shells), but the profile says scheduler.type: pbs" : l);
         free(l);
         goto fail;
     }
-    P->user = hp_jobtab_first_line(out.buf);
+    P->user = hp_first_line(out.buf);
     hp_buf_release(&out);
     hp_buf_release(&eo);
     return P;
@@ -727,7 +727,7 @@ static int pbs_submit(void *impl, const struct hp_jobspec *spec, char **job_id,
     }
     if (pbs_parse_qsub(out.buf, id, sizeof(id)) < 0) {
         hp_jobtab_suspect_add(&P->jt, spec->token);
-        char *l = hp_jobtab_first_line(out.buf);
+        char *l = hp_first_line(out.buf);
         hp_err_set(err, HP_ESITE, "pbs: site '%s': qsub printed no job id ('%.120s')",
                    P->site->name, l);
         free(l);

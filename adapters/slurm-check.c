@@ -49,16 +49,6 @@ static const char *origin(const struct ck *c, const char *ptr)
     return "<default>";
 }
 
-static char *first_line(const char *s)
-{
-    while (*s == '\n' || *s == ' ')
-        s++;
-    size_t n = strcspn(s, "\n");
-    while (n && (s[n - 1] == '\r' || s[n - 1] == ' '))
-        n--;
-    return hp_xstrndup(s, n);
-}
-
 /* Run argv there: 0 with *status, -1 when the transport failed (err). */
 static int sh(struct ck *c, const char *const *argv, struct hp_buf *out, struct hp_buf *eo,
               int *status, double timeout, struct hp_err *err)
@@ -171,10 +161,10 @@ static void check_scheduler(struct ck *c, struct hp_buf *out, struct hp_buf *eo)
                      "node, but the profile says scheduler.type: slurm");
         return;
     }
-    char *ver = first_line(nl + 1);
+    char *ver = hp_first_line(nl + 1);
     struct hp_buf missing = HP_BUF_INIT;
     for (char *p = strstr(nl + 1, "missing "); p; p = strstr(p + 1, "missing ")) {
-        char *w = first_line(p + 8);
+        char *w = hp_first_line(p + 8);
         hp_buf_addf(&missing, "%s%s", missing.len ? ", " : "", w);
         free(w);
     }
@@ -210,7 +200,7 @@ static struct spart *sinfo_parts(struct ck *c, size_t *n, struct hp_buf *out, st
     *n = 0;
     const char *v[] = { "sinfo", "-h", "-a", "-o", "%R|%l|%a|%c|%m|%G", NULL };
     if (sh(c, v, out, eo, &st, CHECK_TIMEOUT, &err) < 0 || st != 0) {
-        *why = st ? first_line(eo->buf) : hp_xstrdup(err.msg);
+        *why = st ? hp_first_line(eo->buf) : hp_xstrdup(err.msg);
         return NULL;
     }
     struct spart *p = NULL;
@@ -382,7 +372,7 @@ static void check_accounts(struct ck *c, struct hp_buf *out, struct hp_buf *eo)
     int rc = sh(c, v, out, eo, &st, CHECK_TIMEOUT, &err);
     free(user);
     if (rc < 0 || st != 0) {
-        char *l = rc < 0 ? hp_xstrdup(err.msg) : first_line(eo->buf);
+        char *l = rc < 0 ? hp_xstrdup(err.msg) : hp_first_line(eo->buf);
         hp_check_add(c->rep, HP_CHECK_WARN, s->account ? "account" : "qos", NULL,
                      "cannot ask sacctmgr: %s", l);
         free(l);
@@ -467,7 +457,7 @@ static char *check_scratch(struct ck *c, struct hp_stage *stage, struct hp_buf *
                         "d=$1; mkdir -p -- \"$d\" && t=$(mktemp \"$d/.hpcport-check.XXXXXX\") && "
                         "rm -f -- \"$t\" && df -Pk -- \"$d\" | tail -n 1", "sh", dir, NULL };
     if (sh(c, v, out, eo, &st, CHECK_TIMEOUT, &err) < 0 || st != 0) {
-        char *l = st ? first_line(eo->buf) : hp_xstrdup(err.msg);
+        char *l = st ? hp_first_line(eo->buf) : hp_xstrdup(err.msg);
         hp_check_add(c->rep, HP_CHECK_FAIL, "scratch", ptr ? origin(c, ptr) : NULL,
                      "%s is not writable: %s", dir, l);
         free(l);
@@ -545,7 +535,7 @@ static void check_login_net(struct ck *c, struct hp_buf *out, struct hp_buf *eo)
         hp_check_add(c->rep, HP_CHECK_WARN, "login network", NULL, "%s", err.msg);
         return;
     }
-    char *l = first_line(out->buf);
+    char *l = hp_first_line(out->buf);
     net_row(c, "login network", s->net_login, "/network/login", l);
     free(l);
 }
@@ -675,7 +665,7 @@ static void check_job(struct ck *c, const struct hp_check_opts *o, const char *s
     int rc = hp_conn_exec(c->conn, sb, script.buf, script.len, out, eo, &st, timeout, &err);
     if (rc < 0 || st != 0) {
         const char *e = strstr(eo->buf, "error: ");
-        char *l = rc < 0 ? hp_xstrdup(err.msg) : first_line(e ? e + 7 : eo->buf);
+        char *l = rc < 0 ? hp_xstrdup(err.msg) : hp_first_line(e ? e + 7 : eo->buf);
         const char *cancel[] = { "scancel", "-n", name, NULL };
         struct hp_buf o2 = HP_BUF_INIT, e2 = HP_BUF_INIT;
         struct hp_err e3;

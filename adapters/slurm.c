@@ -236,7 +236,7 @@ static int query(struct slurm *S, const char *const *argv, struct hp_buf *out, i
     if (status)
         *status = rc < 0 ? -1 : st;
     if (rc == 0 && st != 0) {
-        char *l = hp_jobtab_first_line(eo.buf);
+        char *l = hp_first_line(eo.buf);
         if (st == 127)
             hp_err_set(err, HP_ESITE, "site '%s': %s is not installed on the login node (or "
                        "not in the PATH of non-interactive shells)", S->site->name, argv[0]);
@@ -556,7 +556,7 @@ static void *slurm_open(const struct hp_site *site, struct hp_err *err)
                              hp_site_query_timeout(S->site),
                              HP_EXEC_IDEMPOTENT, err);
     if (rc == 0 && status != 0) {
-        char *l = hp_jobtab_first_line(eo.buf);
+        char *l = hp_first_line(eo.buf);
         hp_err_set(err, HP_ESITE, "site '%s': %s", site->name,
                    status == 127 ? "sbatch is not installed on the login node (or not in the "
                                    "PATH of non-interactive shells)" : l);
@@ -655,7 +655,7 @@ static int slurm_submit(void *impl, const struct hp_jobspec *spec, char **job_id
     char id[32];
     if (status != 0) {
         const char *e = strstr(eo.buf, "error: ");
-        char *msg = hp_jobtab_first_line(e ? e + 7 : eo.buf);
+        char *msg = hp_first_line(e ? e + 7 : eo.buf);
         if (status == 127) {
             hp_err_set(err, HP_ESITE, "site '%s': sbatch is not installed on the login node",
                        S->site->name);
@@ -672,7 +672,7 @@ static int slurm_submit(void *impl, const struct hp_jobspec *spec, char **job_id
     }
     if (slurm_parse_sbatch(out.buf, id, sizeof(id)) < 0) {
         hp_jobtab_suspect_add(&S->jt, name);
-        char *l = hp_jobtab_first_line(out.buf);
+        char *l = hp_first_line(out.buf);
         hp_err_set(err, HP_ESITE, "site '%s': sbatch printed no job id ('%s')", S->site->name, l);
         free(l);
         goto out;
@@ -723,7 +723,7 @@ static int slurm_cancel(void *impl, const char *id, struct hp_err *err)
         ret = -1;
     } else if (status != 0 && !strstr(eo.buf, "Invalid job id") &&
                !strstr(eo.buf, "already completing or completed")) {
-        char *l = hp_jobtab_first_line(eo.buf);
+        char *l = hp_first_line(eo.buf);
         ret = hp_err_set(err, HP_ESITE, "scancel %s: %s", id, l);
         free(l);
     }

@@ -46,14 +46,6 @@ void hp_stage_free(struct hp_stage *st)
     free(st);
 }
 
-static char *first_line(const char *s)
-{
-    size_t n = strcspn(s, "\n");
-    while (n && (s[n - 1] == '\r' || s[n - 1] == ' '))
-        n--;
-    return hp_xstrndup(s, n);
-}
-
 /* Run argv on the site (idempotent: it only reads or makes directories);
  * *status and output as hp_conn_exec. */
 static int run(struct hp_stage *st, const char *const *argv, struct hp_buf *out,
@@ -76,7 +68,7 @@ static int load_env(struct hp_stage *st, int login, struct hp_err *err)
     if (run(st, login ? shell : plain, &out, &eo, &status, err) < 0)
         goto out;
     if (status != 0) {
-        char *l = first_line(eo.buf);
+        char *l = hp_first_line(eo.buf);
         hp_err_set(err, HP_ESITE, "site '%s': 'env -0' failed there (status %d): %s",
                    st->site->name, status, l);
         free(l);
@@ -198,7 +190,7 @@ static int per_path(struct hp_stage *st, const char *script, char **paths, size_
         int rc = run(st, argv, &out, &eo, &status, err);
         free(argv);
         if (rc == 0 && status != 0) {
-            char *l = first_line(eo.buf);
+            char *l = hp_first_line(eo.buf);
             hp_err_set(err, HP_ESITE, "site '%s': listing files failed (status %d): %s",
                        st->site->name, status, l);
             free(l);
@@ -559,7 +551,7 @@ int hp_stage_prepare(struct hp_stage *st, const struct hp_plan *plan, const char
     int status = 0;
     int rc = run(st, argv, NULL, &eo, &status, err);
     if (rc == 0 && status != 0) {
-        char *l = first_line(eo.buf);
+        char *l = hp_first_line(eo.buf);
         rc = hp_err_set(err, HP_ESITE, "site '%s': cannot create the campaign directory %s: %s",
                         st->site->name, st->rdir, l);
         free(l);

@@ -55,6 +55,16 @@ char *hp_xstrndup(const char *s, size_t n)
     return p;
 }
 
+char *hp_first_line(const char *s)
+{
+    while (*s == '\n' || *s == ' ' || *s == '\t')
+        s++;
+    size_t n = strcspn(s, "\n");
+    while (n && (s[n - 1] == '\r' || s[n - 1] == ' '))
+        n--;
+    return hp_xstrndup(s, n);
+}
+
 char *hp_xasprintf(const char *fmt, ...)
 {
     va_list ap;

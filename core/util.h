@@ -14,6 +14,9 @@ void *hp_xcalloc(size_t nmemb, size_t size);
 void *hp_xrealloc(void *p, size_t n);
 char *hp_xstrdup(const char *s);
 char *hp_xstrndup(const char *s, size_t n);
+/* The first non-blank line of a command's output, trimmed (new string):
+ * what an error message quotes. */
+char *hp_first_line(const char *s);
 /* Printf into a freshly allocated string. */
 char *hp_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
