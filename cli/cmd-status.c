@@ -11,7 +11,7 @@
 #include "banned.h"
 
 static const char usage[] =
-    "usage: hpcport status [CAMPAIGN] [--json] [--tasks] [--state STATE]\n"
+    "usage: hpcport status [CAMPAIGN] [--json] [--tasks] [--state STATE] [--provenance]\n"
     "                      [--state-dir DIR]\n";
 
 static const char help[] =
@@ -25,7 +25,13 @@ static const char help[] =
     "    --tasks               list the task instances\n"
     "    --state STATE         only instances in STATE (new, queued, active,\n"
     "                          completed, failed, canceled); implies --tasks\n"
-    "    --json                print JSON\n"
+    "    --provenance          also show what produced the results: the hpcport\n"
+    "                          build, the workflow file's SHA-256, its git commit\n"
+    "                          and dirty state, the site profile as resolved and\n"
+    "                          the catalog commit it came from; one record per\n"
+    "                          change between runs, with the attempts made under it\n"
+    "    --json                print JSON (with --provenance: the whole records,\n"
+    "                          resolved site profile included)\n"
     "    --state-dir DIR       campaign state directory (default:\n"
     "                          $HPCPORT_STATE_DIR, else $XDG_STATE_HOME/hpcport)\n"
     "    -h, --help            show this help\n"
@@ -158,7 +164,108 @@ static int width_row(void *ctx, const struct hp_inst_row *r)
     return 0;
 }
 
-static int show_campaign(const char *state_dir, const char *id, int json, int tasks, int state)
+/* ---- --provenance ---- */
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static void print_git(const json_t *g)
+{
+    if (!json_is_object(g)) {
+        printf("  git:       not in a git repository\n");
+        return;
+    }
+    if (jstr(g, "error"))
+        printf("  git:       %s\n", jstr(g, "error"));
+    if (!jstr(g, "repository"))
+        return;
+    const char *commit = jstr(g, "commit"), *branch = jstr(g, "branch");
+    printf("  git:       %s at %s", jstr(g, "repository"), commit ? commit : "(no commit yet)");
+    if (branch)
+        printf(" (%s)", branch);
+    fputc('\n', stdout);
+    if (jstr(g, "remote"))
+        printf("  remote:    %s\n", jstr(g, "remote"));
+    const json_t *ch = json_object_get(g, "changes");
+    size_t nch = json_array_size(ch);
+    json_int_t more = json_integer_value(json_object_get(g, "more_changes"));
+    json_int_t untracked = json_integer_value(json_object_get(g, "untracked"));
+    if (json_is_true(json_object_get(g, "dirty"))) {
+        printf("  dirty:     yes, %zu tracked file(s) differ from the commit:",
+               nch + (size_t)more);
+        for (size_t i = 0; i < nch; i++)
+            printf("%s %s", i ? "," : "", json_string_value(json_array_get(ch, i)));
+        if (more)
+            printf(", and %lld more", (long long)more);
+        fputc('\n', stdout);
+    } else {
+        printf("  dirty:     no\n");
+    }
+    if (untracked)
+        printf("  untracked: %lld file(s)\n", (long long)untracked);
+    if (jstr(g, "workflow_file"))
+        printf("  workflow file in git: %s\n", jstr(g, "workflow_file"));
+}
+
+struct prov_ctx {
+    json_t *arr;    /* JSON output, or NULL */
+    size_t n;
+};
+
+static int on_prov(void *ctx, int64_t seq, double recorded, const char *record, int64_t attempts)
+{
+    struct prov_ctx *c = ctx;
+    json_error_t je;
+    json_t *r = json_loads(record, 0, &je);
+    if (!r)
+        r = json_pack("{s:s}", "error", "unreadable provenance record");
+    c->n++;
+    if (c->arr) {
+        json_object_set_new(r, "seq", json_integer(seq));
+        json_object_set_new(r, "recorded", json_real(recorded));
+        json_object_set_new(r, "attempts", json_integer(attempts));
+        json_array_append_new(c->arr, r);
+        return 0;
+    }
+    char when[64] = "?";
+    time_t t = (time_t)recorded;
+    struct tm tm;
+    if (localtime_r(&t, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    printf("\nprovenance %lld (recorded %s; %lld attempt%s made under it):\n", (long long)seq,
+           when, (long long)attempts, attempts == 1 ? "" : "s");
+    const json_t *h = json_object_get(r, "hpcport"), *host = json_object_get(r, "host");
+    const json_t *w = json_object_get(r, "workflow"), *site = json_object_get(r, "site");
+    const char *build = jstr(h, "build");
+    printf("  hpcport:   %s%s%s%s\n", jstr(h, "version") ? jstr(h, "version") : "?",
+           build && *build ? " (git " : "", build && *build ? build : "",
+           build && *build ? ")" : "");
+    if (host)
+        printf("  host:      %s%s%s\n", jstr(host, "name") ? jstr(host, "name") : "?",
+               jstr(host, "user") ? ", user " : "", jstr(host, "user") ? jstr(host, "user") : "");
+    if (w && jstr(w, "path"))
+        printf("  workflow:  %s\n  sha256:    %s\n", jstr(w, "path"),
+               jstr(w, "sha256") ? jstr(w, "sha256") : "(unreadable)");
+    print_git(json_object_get(r, "git"));
+    if (site) {
+        const json_t *src = json_object_get(site, "sources");
+        printf("  site:      %s from", jstr(site, "name") ? jstr(site, "name") : "?");
+        for (size_t i = 0; i < json_array_size(src); i++)
+            printf("%s %s", i ? "," : "", json_string_value(json_array_get(src, i)));
+        fputc('\n', stdout);
+        const json_t *cat = json_object_get(site, "catalog");
+        if (json_is_object(cat))
+            printf("  catalog:   %s at %s\n", jstr(cat, "url") ? jstr(cat, "url") : "?",
+                   jstr(cat, "commit") ? jstr(cat, "commit") : "?");
+    }
+    json_decref(r);
+    return 0;
+}
+
+static int show_campaign(const char *state_dir, const char *id, int json, int tasks, int state,
+                         int prov)
 {
     struct hp_err err;
     char *dir = NULL;
@@ -201,6 +308,16 @@ static int show_campaign(const char *state_dir, const char *id, int json, int ta
             }
             json_object_set_new(doc, "instances", c.arr);
         }
+        if (prov) {
+            struct prov_ctx pc = { .arr = json_array() };
+            if (hp_state_each_provenance(st, on_prov, &pc, &err) < 0) {
+                json_decref(pc.arr);
+                json_decref(doc);
+                rc = hp_cli_error(&err);
+                goto out;
+            }
+            json_object_set_new(doc, "provenance", pc.arr);
+        }
         json_dumpf(doc, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(doc);
@@ -224,6 +341,16 @@ static int show_campaign(const char *state_dir, const char *id, int json, int ta
     for (int k = 0; k < HP_IS__COUNT; k++)
         if (count[k] || k == HP_IS_COMPLETED)
             printf("  %-10s %zu\n", hp_istate_name((enum hp_istate)k), count[k]);
+    if (prov) {
+        struct prov_ctx pc = { 0 };
+        if (hp_state_each_provenance(st, on_prov, &pc, &err) < 0) {
+            rc = hp_cli_error(&err);
+            goto out;
+        }
+        if (!pc.n)
+            printf("\nprovenance: none recorded (the campaign was made by an older hpcport "
+                   "that did not record it)\n");
+    }
     if (tasks) {
         struct rows_ctx c = { .w = 8 };
         if (hp_state_each_instance(st, state, width_row, &c, &err) < 0) {
@@ -248,13 +375,14 @@ int cmd_status(int argc, char **argv)
     static const struct option opts[] = {
         { "json", no_argument, NULL, 'j' },
         { "tasks", no_argument, NULL, 't' },
+        { "provenance", no_argument, NULL, 'P' },
         { "state", required_argument, NULL, 'S' },
         { "state-dir", required_argument, NULL, 'd' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *state_dir = getenv("HPCPORT_STATE_DIR");
-    int json = 0, tasks = 0, state = -1, c;
+    int json = 0, tasks = 0, state = -1, prov = 0, c;
     if (state_dir && !*state_dir)
         state_dir = NULL;
     optind = 1;
@@ -262,6 +390,7 @@ int cmd_status(int argc, char **argv)
         switch (c) {
         case 'j': json = 1; break;
         case 't': tasks = 1; break;
+        case 'P': prov = 1; break;
         case 'd': state_dir = optarg; break;
         case 'S':
             state = hp_istate_parse(optarg);
@@ -291,9 +420,9 @@ int cmd_status(int argc, char **argv)
     if (argc - optind > 1)
         return hp_cli_usage_error(usage, "more than one campaign given");
     if (optind == argc) {
-        if (tasks)
-            return hp_cli_usage_error(usage, "--tasks and --state need a campaign");
+        if (tasks || prov)
+            return hp_cli_usage_error(usage, "--tasks, --state and --provenance need a campaign");
         return list_campaigns(state_dir, json);
     }
-    return show_campaign(state_dir, argv[optind], json, tasks, state);
+    return show_campaign(state_dir, argv[optind], json, tasks, state, prov);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "provenance.h"
 #include "util.h"
 #include "banned.h"
 
@@ -130,7 +131,7 @@ int cmd_version(int argc, char **argv)
         puts("usage: hpcport version");
         return 0;
     }
-    printf("hpcport %s\n", HP_VERSION);
+    printf("hpcport %s\n", hp_version_string());
     return 0;
 }
 
@@ -162,7 +163,7 @@ int main(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--version")) {
-            printf("hpcport %s\n", HP_VERSION);
+            printf("hpcport %s\n", hp_version_string());
             return 0;
         } else if (hp_cli_is_help(a)) {
             print_help(stdout);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "buf.h"
 #include "campaign.h"
+#include "provenance.h"
 #include "site.h"
 #include "stage.h"
 #include "util.h"
@@ -896,6 +897,25 @@ static int open_campaign(struct engine *e, struct hp_err *err, int *fresh)
     return 0;
 }
 
+/* What produces the results from now on: a new provenance row when this run
+ * differs from the last (another commit, a dirty tree, another hpcport, a
+ * changed site profile); attempts recorded from now on name it. */
+static int record_provenance(struct engine *e, struct hp_err *err)
+{
+    json_t *r = hp_provenance_collect(e->opts ? e->opts->workflow_path : NULL, e->wf->name,
+                                      e->plan->site);
+    char *text = json_dumps(r, JSON_SORT_KEYS | JSON_COMPACT);
+    /* untracked files come and go with the outputs tasks write into the
+     * checkout: counted in the record, not a reason for a new one */
+    json_object_del(json_object_get(r, "git"), "untracked");
+    char *ident = json_dumps(r, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(r);
+    int rc = hp_state_add_provenance(e->st, text ? text : "{}", ident ? ident : "{}", NULL, err);
+    free(text);
+    free(ident);
+    return rc;
+}
+
 static void build_dependents(struct engine *e)
 {
     e->dep_off = hp_xcalloc(e->n + 1, sizeof(*e->dep_off));
@@ -993,6 +1013,8 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
     if (open_campaign(e, err, &fresh) < 0)
         goto out;
     if (run_lock(e, err) < 0)
+        goto out;
+    if (record_provenance(e, err) < 0)
         goto out;
     if (e->ad->prepare && e->ad->prepare(e->impl, plan, e->dir, err) < 0)
         goto out;

@@ -47,6 +47,9 @@ enum stmt_id {
     S_CANCEL_ALL,
     S_CANCEL_ONE,
     S_DATA_VERSION,
+    S_LAST_PROV,
+    S_ADD_PROV,
+    S_EACH_PROV,
     S__COUNT
 };
 
@@ -67,8 +70,11 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_COUNTS] = "SELECT state, count(*) FROM instances GROUP BY state",
     [S_PUT_ATTEMPT] = "INSERT OR REPLACE INTO attempts (campaign, instance, attempt, token, job_id, "
                       "state, submitted, started, ended, exit_code, signal, timed_out, reason, "
-                      "stdout_path, stderr_path) VALUES "
-                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                      "stdout_path, stderr_path, prov) VALUES "
+                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                      /* the provenance of the engine that first recorded the attempt */
+                      "coalesce((SELECT prov FROM attempts WHERE campaign = ?1 AND "
+                      "instance = ?2 AND attempt = ?3), ?16))",
     [S_GET_ATTEMPTS] = "SELECT instance, attempt, token, job_id, state, submitted, started, ended, "
                        "exit_code, signal, timed_out, reason, stdout_path, stderr_path "
                        "FROM attempts WHERE instance = ?1 ORDER BY attempt",
@@ -78,12 +84,17 @@ static const char *const stmt_sql[S__COUNT] = {
                      "ended = coalesce(ended, ?2) WHERE (id = ?3 OR task = ?3) AND "
                      "state IN ('new', 'queued', 'active')",
     [S_DATA_VERSION] = "PRAGMA data_version",
+    [S_LAST_PROV] = "SELECT seq, ident FROM provenance ORDER BY seq DESC LIMIT 1",
+    [S_ADD_PROV] = "INSERT INTO provenance (recorded, ident, record) VALUES (?1, ?2, ?3)",
+    [S_EACH_PROV] = "SELECT p.seq, p.recorded, p.record, (SELECT count(*) FROM attempts a "
+                    "WHERE a.prov = p.seq) FROM provenance p ORDER BY p.seq",
 };
 
 struct hp_state {
     sqlite3 *db;
     char *path;
     char *campaign;        /* id from the campaigns row, "" until known */
+    int64_t prov;          /* provenance row of this engine, 0 = none */
     int in_tx;
     sqlite3_stmt *stmt[S__COUNT];
 };
@@ -139,6 +150,18 @@ static const char schema_v1[] =
     "  stderr_path TEXT,\n"
     "  PRIMARY KEY (campaign, instance, attempt)\n"
     ") WITHOUT ROWID;\n";
+
+/* Version 2: what produced the results (hpcport_provenance_*). A record is a
+ * JSON object; a new row is added when an engine starts with a record that
+ * differs from the last one, and each attempt names the row it ran under. */
+static const char schema_v2[] =
+    "CREATE TABLE provenance (\n"
+    "  seq INTEGER PRIMARY KEY,\n"
+    "  recorded REAL NOT NULL,\n"
+    "  ident TEXT NOT NULL,\n"
+    "  record TEXT NOT NULL\n"
+    ");\n"
+    "ALTER TABLE attempts ADD COLUMN prov INTEGER;\n";
 
 static int db_error(struct hp_state *st, struct hp_err *err, const char *what)
 {
@@ -233,7 +256,7 @@ static int setup_schema(struct hp_state *st, int create, struct hp_err *err)
         return hp_err_set(err, HP_ESTATE,
                           "%s has schema version %d, newer than this hpcport supports (%d); "
                           "use a newer hpcport", st->path, v, HP_STATE_VERSION);
-    if (!create)
+    if (!create && v == 0)
         return hp_err_set(err, HP_ESTATE, "%s holds no campaign state", st->path);
     /* IMMEDIATE: two processes creating the same campaign do not both create
      * the tables. */
@@ -241,15 +264,18 @@ static int setup_schema(struct hp_state *st, int create, struct hp_err *err)
         return -1;
     if (get_user_version(st, &v, err) < 0)
         goto fail;
-    if (v == 0) {
-        if (exec_sql(st, schema_v1, err) < 0)
-            goto fail;
+    if (v == 0 && exec_sql(st, schema_v1, err) < 0)
+        goto fail;
+    /* Migrations from older versions, one step per version; a campaign made
+     * by an older hpcport is upgraded by the first command that opens it. */
+    if (v < 2 && exec_sql(st, schema_v2, err) < 0)
+        goto fail;
+    if (v < HP_STATE_VERSION) {
         char pragma[64];
         snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", HP_STATE_VERSION);
         if (exec_sql(st, pragma, err) < 0)
             goto fail;
     }
-    /* Migrations from older versions go here, one step per version. */
     return exec_sql(st, "COMMIT", err);
 fail:
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -776,6 +802,10 @@ int hp_state_put_attempt(struct hp_state *st, const struct hp_attempt_row *a,
     bind_text(s, 13, a->reason);
     bind_text(s, 14, a->stdout_path);
     bind_text(s, 15, a->stderr_path);
+    if (st->prov > 0)
+        sqlite3_bind_int64(s, 16, st->prov);
+    else
+        sqlite3_bind_null(s, 16);
     return step_done(st, s, err, "recording an attempt");
 }
 
@@ -816,5 +846,54 @@ int hp_state_get_attempts(struct hp_state *st, const char *instance,
     }
     *out = v;
     *n = len;
+    return 0;
+}
+
+int hp_state_add_provenance(struct hp_state *st, const char *record, const char *ident,
+                            int64_t *seq, struct hp_err *err)
+{
+    sqlite3_stmt *s = stmt(st, S_LAST_PROV, err);
+    if (!s)
+        return -1;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_text(s, 1) &&
+        !strcmp((const char *)sqlite3_column_text(s, 1), ident)) {
+        st->prov = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        if (seq)
+            *seq = st->prov;
+        return 0;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_error(st, err, "reading the provenance");
+    if (!(s = stmt(st, S_ADD_PROV, err)))
+        return -1;
+    sqlite3_bind_double(s, 1, hp_wall_now());
+    bind_text(s, 2, ident);
+    bind_text(s, 3, record);
+    if (step_done(st, s, err, "recording the provenance") < 0)
+        return -1;
+    st->prov = sqlite3_last_insert_rowid(st->db);
+    if (seq)
+        *seq = st->prov;
+    return 0;
+}
+
+int hp_state_each_provenance(struct hp_state *st, hp_prov_fn fn, void *ctx, struct hp_err *err)
+{
+    sqlite3_stmt *s = stmt(st, S_EACH_PROV, err);
+    if (!s)
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *rec = sqlite3_column_text(s, 2);
+        if (fn(ctx, sqlite3_column_int64(s, 0), sqlite3_column_double(s, 1),
+               rec ? (const char *)rec : "{}", sqlite3_column_int64(s, 3)) < 0)
+            break;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_error(st, err, "reading the provenance");
     return 0;
 }

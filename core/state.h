@@ -31,7 +31,7 @@
 #include <stdint.h>
 #include "err.h"
 
-#define HP_STATE_VERSION 1
+#define HP_STATE_VERSION 2
 
 /* States of a task instance. The names ("new", "queued", ...) are what the
  * database stores and what `hpcport status` prints. */
@@ -168,5 +168,19 @@ int hp_state_put_attempt(struct hp_state *st, const struct hp_attempt_row *a,
 /* All attempts of an instance, by attempt number; *out is NULL when none. */
 int hp_state_get_attempts(struct hp_state *st, const char *instance,
                           struct hp_attempt_row **out, size_t *n, struct hp_err *err);
+
+/* ---- provenance (what produced the results) ---- */
+
+/* Make record (a JSON text, see core/provenance.h) the provenance of the
+ * attempts this handle records from now on: the last row when its ident (the
+ * record less what does not tell runs apart) is the same, else a new row.
+ * *seq (may be NULL) receives the row number. */
+int hp_state_add_provenance(struct hp_state *st, const char *record, const char *ident,
+                            int64_t *seq, struct hp_err *err);
+/* Call fn for every provenance row, oldest first, with the number of attempts
+ * recorded under it; fn returning -1 stops the walk. */
+typedef int (*hp_prov_fn)(void *ctx, int64_t seq, double recorded, const char *record,
+                          int64_t attempts);
+int hp_state_each_provenance(struct hp_state *st, hp_prov_fn fn, void *ctx, struct hp_err *err);
 
 #endif

@@ -377,6 +377,8 @@ void hp_site_free(struct hp_site *s)
         return;
     free(s->name);
     free(s->description);
+    free(s->catalog_url);
+    free(s->catalog_commit);
     free(s->scheduler);
     free(s->dialect);
     for (size_t i = 0; i < s->nparts; i++) {

@@ -104,6 +104,11 @@ struct hp_site {
     struct hp_kv *env;       /* extra environment */
     size_t nenv;
 
+    /* the site catalog (hpcport sites sync) the profile came from; NULL when
+     * it did not come from the catalog */
+    char *catalog_url;
+    char *catalog_commit;
+
     json_t *root;            /* resolved document, validated */
     json_t *origin;          /* object: JSON pointer -> origin string */
 };
