@@ -19,6 +19,7 @@ mkdir -p "$SITES"
 stop_providers() {
     "$HARNESS/oidc-stop.sh" "$T/idp" 2>/dev/null
     "$HARNESS/oidc-stop.sh" "$T/idp2" 2>/dev/null
+    "$HARNESS/oidc-stop.sh" "$T/idp3" 2>/dev/null
 }
 trap 'stop_providers; rm -rf "$T"' EXIT
 
@@ -86,7 +87,8 @@ PY
 }
 
 # login SITE approve|deny|none: `auth login SITE` in the background, the
-# browser user (approve.js) playing along; LOGIN_RC, LOGIN_ERR, APPROVE_RC
+# browser user (approve.js) playing along, APPROVE_DELAY seconds after the
+# code shows; sets LOGIN_RC, LOGIN_ERR, APPROVE_RC
 login() {
     "$HP" auth login "$1" >"$T/login.out" 2>"$T/login.err" &
     local pid=$! i uri code
@@ -99,6 +101,7 @@ login() {
     code=$(awk 'p { print $1; exit } /enter the code/ { p = 1 }' "$T/login.err")
     APPROVE_RC=none
     if [ "$2" != none ]; then
+        sleep "${APPROVE_DELAY:-0}"
         node "$APPROVE" "$uri" "$code" "$2" >"$T/approve.out" 2>&1
         APPROVE_RC=$?
     fi
@@ -205,6 +208,20 @@ kill -INT "$pid"; wait "$pid"; rc=$?
 check "Ctrl-C during the login wait exits 130" test "$rc" = 130
 check "... saying nothing changed" contains "$(cat "$T/login.err")" "login interrupted; nothing was changed"
 check "... the old login is kept" test "$(sum "$F")" = "$S0"
+
+# ---------------------------------------------------------------- slow_down
+# provider C answers the first poll with slow_down: the next poll comes 5 s
+# later (interval 1 s + 5 s), and the login still completes
+if OIDC_SLOW_DOWN=1 "$HARNESS/oidc-start.sh" "$T/idp3" >"$T/start.err" 2>&1; then
+    site_yaml idp3 "$(. "$T/idp3/oidc.env"; echo "$OIDC_ISSUER")" > "$SITES/idp3.yaml"
+    t0=$SECONDS
+    APPROVE_DELAY=2 login idp3 approve
+    check "a login told to slow down completes (exit $LOGIN_RC)" test "$LOGIN_RC" = 0
+    check "... after waiting 5 s more ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -ge 6
+    "$HARNESS/oidc-stop.sh" "$T/idp3"
+else
+    fail "the slow_down provider starts: $(cat "$T/start.err")"
+fi
 
 # ---------------------------------------------------------------- expired device code
 login idp2 none

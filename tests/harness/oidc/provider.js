@@ -6,7 +6,8 @@
 //
 // Environment (seconds): OIDC_ACCESS_TTL (default 60), OIDC_REFRESH_TTL
 // (86400), OIDC_DEVICE_TTL (600), OIDC_INTERVAL (poll interval the device
-// authorization response announces; default 1). One public client,
+// authorization response announces; default 1); OIDC_SLOW_DOWN=N turns the
+// first N authorization_pending answers into slow_down (RFC 8628 3.5). One public client,
 // "hpcport" (no client secret: token_endpoint_auth_method none). Logging in
 // uses the provider's development interactions: any login name, any password
 // (tests/harness/oidc/approve.js plays that user).
@@ -58,8 +59,14 @@ const provider = new Provider(issuer, {
 // node-oidc-provider does not announce a polling interval; RFC 8628 says 5 s
 // then. Tests poll faster.
 const interval = num('OIDC_INTERVAL', 1);
+let slowDowns = num('OIDC_SLOW_DOWN', 0);
 provider.use(async (ctx, next) => {
   await next();
+  if (slowDowns > 0 && ctx.method === 'POST' && ctx.path === '/token' && ctx.body
+      && ctx.body.error === 'authorization_pending') {
+    slowDowns -= 1;
+    ctx.body = { error: 'slow_down', error_description: 'polling too fast (test provider)' };
+  }
   if (ctx.method === 'POST' && ctx.path === '/device/auth' && ctx.status === 200
       && ctx.body && typeof ctx.body === 'object') {
     ctx.body.interval = interval;
