@@ -8,7 +8,8 @@
 # discovery document answers, and writes DIR/oidc.env:
 #   OIDC_PORT=...  OIDC_ISSUER=http://127.0.0.1:PORT
 # Token lifetimes come from the environment (OIDC_ACCESS_TTL, OIDC_REFRESH_TTL,
-# OIDC_DEVICE_TTL, OIDC_INTERVAL; see provider.js). Stop it with
+# OIDC_DEVICE_TTL, OIDC_INTERVAL, OIDC_SLOW_DOWN; see provider.js); with
+# OIDC_TLS_CERT and OIDC_TLS_KEY it serves https. Stop it with
 # tests/harness/oidc-stop.sh DIR.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
@@ -31,9 +32,11 @@ free_port() {
 }
 answers() {
     python3 - "$1" <<'PY'
-import sys, urllib.request
+import ssl, sys, urllib.request
 try:
-    urllib.request.urlopen(sys.argv[1] + "/.well-known/openid-configuration", timeout=2).read()
+    # a liveness probe: the certificate is the test's business
+    urllib.request.urlopen(sys.argv[1] + "/.well-known/openid-configuration", timeout=2,
+                           context=ssl._create_unverified_context()).read()
 except Exception:
     sys.exit(1)
 PY
@@ -42,7 +45,9 @@ PY
 # another process may take the port between the choice and the listen: retry
 for _ in 1 2 3 4 5; do
     port=$(free_port)
-    issuer=http://127.0.0.1:$port
+    scheme=http
+    [ -n "${OIDC_TLS_CERT:-}" ] && [ -n "${OIDC_TLS_KEY:-}" ] && scheme=https
+    issuer=$scheme://127.0.0.1:$port
     setsid node "$HERE/oidc/provider.js" "$port" >"$DIR/oidc.log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" > "$DIR/oidc.pid"

@@ -20,6 +20,7 @@ stop_providers() {
     "$HARNESS/oidc-stop.sh" "$T/idp" 2>/dev/null
     "$HARNESS/oidc-stop.sh" "$T/idp2" 2>/dev/null
     "$HARNESS/oidc-stop.sh" "$T/idp3" 2>/dev/null
+    "$HARNESS/oidc-stop.sh" "$T/idp4" 2>/dev/null
 }
 trap 'stop_providers; rm -rf "$T"' EXIT
 
@@ -221,6 +222,42 @@ if OIDC_SLOW_DOWN=1 "$HARNESS/oidc-start.sh" "$T/idp3" >"$T/start.err" 2>&1; the
     "$HARNESS/oidc-stop.sh" "$T/idp3"
 else
     fail "the slow_down provider starts: $(cat "$T/start.err")"
+fi
+
+# ---------------------------------------------------------------- https, private CA
+# provider D serves https with a certificate from a CA of this test: refused
+# without oauth.ca_file, accepted with it
+mkdir -p "$T/tls"
+(
+    cd "$T/tls" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+        -subj "/CN=hpcport test CA" &&
+    openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj "/CN=127.0.0.1" &&
+    printf 'subjectAltName=IP:127.0.0.1\n' > ext &&
+    openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem \
+        -days 2 -extfile ext
+) >"$T/tls/log" 2>&1 || fail "test certificates: $(tail -3 "$T/tls/log")"
+if OIDC_TLS_CERT=$T/tls/srv.pem OIDC_TLS_KEY=$T/tls/srv.key \
+       "$HARNESS/oidc-start.sh" "$T/idp4" >"$T/start.err" 2>&1; then
+    ISS4=$(. "$T/idp4/oidc.env"; echo "$OIDC_ISSUER")
+    check "provider D's issuer is https ($ISS4)" contains "$ISS4" "https://127.0.0.1:"
+    site_yaml tls "$ISS4" > "$SITES/tls.yaml"
+    { site_yaml tlsca "$ISS4"; echo "  ca_file: $T/tls/ca.pem"; } > "$SITES/tlsca.yaml"
+    expect_rc 6 "https with a certificate from an unknown CA is refused" "$HP" auth login tls
+    check "... saying why and what to set" has_all "$ERR" "certificate" "oauth.ca_file"
+    NODE_EXTRA_CA_CERTS=$T/tls/ca.pem login tlsca approve
+    check "with oauth.ca_file the https login completes (exit $LOGIN_RC)" test "$LOGIN_RC" = 0
+    expect_rc 0 "... and auth token works over https" "$HP" auth token tlsca
+    check "... with a token the provider accepts" python3 -c '
+import ssl, sys, urllib.request
+r = urllib.request.Request(sys.argv[1] + "/me", headers={"Authorization": "Bearer " + sys.argv[2]})
+assert urllib.request.urlopen(r, context=ssl.create_default_context(cafile=sys.argv[3])).status == 200
+' "$ISS4" "$OUT" "$T/tls/ca.pem"
+    expect_rc 0 "... logout over https" "$HP" auth logout tlsca
+    check "... revoked without a warning" eval '! contains "$ERR" "could not revoke"'
+    "$HARNESS/oidc-stop.sh" "$T/idp4"
+else
+    fail "the https provider starts: $(cat "$T/start.err")"
 fi
 
 # ---------------------------------------------------------------- expired device code

@@ -7,10 +7,14 @@
 // Environment (seconds): OIDC_ACCESS_TTL (default 60), OIDC_REFRESH_TTL
 // (86400), OIDC_DEVICE_TTL (600), OIDC_INTERVAL (poll interval the device
 // authorization response announces; default 1); OIDC_SLOW_DOWN=N turns the
-// first N authorization_pending answers into slow_down (RFC 8628 3.5). One public client,
+// first N authorization_pending answers into slow_down (RFC 8628 3.5).
+// With OIDC_TLS_CERT and OIDC_TLS_KEY (PEM files) it serves https, and the
+// issuer is https://127.0.0.1:PORT. One public client,
 // "hpcport" (no client secret: token_endpoint_auth_method none). Logging in
 // uses the provider's development interactions: any login name, any password
 // (tests/harness/oidc/approve.js plays that user).
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
 import Provider from 'oidc-provider';
 
 const port = Number(process.argv[2]);
@@ -22,7 +26,8 @@ const num = (name, dflt) => {
   const v = process.env[name];
   return v ? Number(v) : dflt;
 };
-const issuer = `http://127.0.0.1:${port}`;
+const tls = process.env.OIDC_TLS_CERT && process.env.OIDC_TLS_KEY;
+const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -73,6 +78,11 @@ provider.use(async (ctx, next) => {
   }
 });
 
-provider.listen(port, '127.0.0.1', () => {
+const server = tls
+  ? createServer({
+    cert: readFileSync(process.env.OIDC_TLS_CERT), key: readFileSync(process.env.OIDC_TLS_KEY),
+  }, provider.callback())
+  : provider;
+server.listen(port, '127.0.0.1', () => {
   console.log(`oidc provider listening on ${issuer}`);
 });
