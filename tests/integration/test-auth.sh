@@ -166,10 +166,26 @@ check "... which userinfo accepts" test "$(http_status "$ISS/me" "$OUT")" = 200
 check "... stored" test "$(field access_token)" = "$OUT"
 RT2=$(field refresh_token)
 check "... the refresh token was rotated and the new one stored" test -n "$RT2" -a "$RT2" != "$RT1"
-check "... and the provider no longer takes the old one" test "$(refresh_error "$RT1")" = invalid_grant
 check "... refreshed_at recorded" test -n "$(field refreshed_at)"
 check "... the file is still 0600" test "$(stat -c %a "$F")" = 600
 check "... no temporary file is left" test -z "$(ls -A "$TOKDIR" | grep -v -e '^idp.json$' -e '^.idp.lock$')"
+
+# two processes that need a refresh at once: the lock makes the second use
+# what the first stored (without it, it would spend the rotated-away refresh
+# token, and the provider would revoke the whole grant)
+age_access_token
+"$HP" auth token idp >"$T/tok1" 2>"$T/tokerr1" & p1=$!
+"$HP" auth token idp >"$T/tok2" 2>"$T/tokerr2" & p2=$!
+wait "$p1"; r1=$?; wait "$p2"; r2=$?
+check "two auth token at once both succeed (exit $r1 and $r2)" test "$r1" = 0 -a "$r2" = 0
+check "... with the same, new token" test -s "$T/tok1" -a "$(cat "$T/tok1")" = "$(cat "$T/tok2")"
+check "... which userinfo accepts" test "$(http_status "$ISS/me" "$(cat "$T/tok1")")" = 200
+# last: spending a rotated-away refresh token makes the provider revoke the
+# whole grant (reuse detection), so log in afresh after it
+check "the provider no longer takes the refresh token rotated away" \
+    test "$(refresh_error "$RT1")" = invalid_grant
+login idp approve
+check "a new login replaces the record" test "$LOGIN_RC" = 0 -a "$(field refresh_token)" != "$RT2"
 
 # ---------------------------------------------------------------- permissions
 chmod 644 "$F"

@@ -14,8 +14,11 @@ if (!uri || !userCode || !['approve', 'deny'].includes(action)) {
 
 const jar = new Map();
 function saveCookies(res) {
+  // getSetCookie() is recent (node 18.14+); older ones join the headers with
+  // ", ", which also occurs inside Expires=: split only before "name="
   const all = typeof res.headers.getSetCookie === 'function'
-    ? res.headers.getSetCookie() : [res.headers.get('set-cookie')].filter(Boolean);
+    ? res.headers.getSetCookie()
+    : (res.headers.get('set-cookie') || '').split(/,(?=\s*[^;,=\s]+=)/).filter(Boolean);
   for (const c of all) {
     const [pair] = c.split(';');
     const eq = pair.indexOf('=');
