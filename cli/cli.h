@@ -22,6 +22,7 @@ typedef int (*hp_cmd_fn)(int argc, char **argv);
 
 /* Each subcommand: argv[0] is the subcommand name. Returns the exit status. */
 int cmd_adapters(int argc, char **argv);
+int cmd_auth(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_cp(int argc, char **argv);

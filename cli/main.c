@@ -20,6 +20,7 @@ struct cmd {
 /* Alphabetical. */
 static const struct cmd commands[] = {
     { "adapters", cmd_adapters, "list built-in adapters and adapter plugins, with their hooks" },
+    { "auth", cmd_auth, "OAuth2 logins to a site's identity provider: login, status, logout, token" },
     { "cancel", cmd_cancel, "cancel a campaign or some of its tasks" },
     { "connect", cmd_connect, "log in to a site once and keep the connection for later commands" },
     { "cp", cmd_cp, "copy files to or from a site (checked, resumable)" },

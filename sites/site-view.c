@@ -297,6 +297,26 @@ static char *scalar_text(const json_t *v)
     }
 }
 
+static void fill_oauth(struct hp_site *s)
+{
+    json_t *o = json_object_get(s->root, "oauth");
+    if (!json_is_object(o))
+        return;
+    s->oauth = hp_xcalloc(1, sizeof(*s->oauth));
+    s->oauth->issuer = opt_str(json_object_get(o, "issuer"));
+    s->oauth->client_id = opt_str(json_object_get(o, "client_id"));
+    json_t *scopes = json_object_get(o, "scopes");
+    if (json_is_array(scopes)) {
+        s->oauth->scopes = str_list(scopes);
+    } else {
+        s->oauth->scopes = hp_xcalloc(3, sizeof(char *));
+        s->oauth->scopes[0] = hp_xstrdup("openid");
+        s->oauth->scopes[1] = hp_xstrdup("offline_access");
+    }
+    s->oauth->audience = opt_str(json_object_get(o, "audience"));
+    s->oauth->ca_file = opt_str(json_object_get(o, "ca_file"));
+}
+
 int site_fill_view(struct site_ctx *c, struct hp_site *s)
 {
     json_t *root = s->root;
@@ -336,6 +356,7 @@ int site_fill_view(struct site_ctx *c, struct hp_site *s)
                    : !strcmp(s->scheduler, "pbs") ? "mpiexec" : "none";
     s->launcher = hp_xstrdup(launcher);
     s->setup = str_list(json_object_get(root, "setup"));
+    fill_oauth(s);
     s->modules = str_list(json_object_get(root, "modules"));
 
     json_t *env = json_object_get(root, "env");
@@ -416,6 +437,14 @@ void hp_site_free(struct hp_site *s)
         free(s->env[i].value);
     }
     free(s->env);
+    if (s->oauth) {
+        free(s->oauth->issuer);
+        free(s->oauth->client_id);
+        strv_free(s->oauth->scopes);
+        free(s->oauth->audience);
+        free(s->oauth->ca_file);
+        free(s->oauth);
+    }
     json_decref(s->root);
     json_decref(s->origin);
     free(s);

@@ -48,6 +48,16 @@ struct hp_partition {
  * in *bin the walltime_by_nodes entry it came from, or -1 for max_walltime. */
 int64_t hp_partition_walltime(const struct hp_partition *part, int nodes, long *bin);
 
+/* oauth: the site's OpenID provider, for OAuth2 device logins
+ * (auth/oauth.h, hpcport auth). */
+struct hp_site_oauth {
+    char *issuer;            /* discovery at ISSUER/.well-known/openid-configuration */
+    char *client_id;
+    char **scopes;           /* never NULL; default openid, offline_access */
+    char *audience;          /* NULL = none asked for */
+    char *ca_file;           /* PEM bundle for a private CA, NULL = the system's */
+};
+
 struct hp_site {
     char *name;
     char *description;
@@ -103,6 +113,8 @@ struct hp_site {
     char **modules;          /* module names: "module load NAME" */
     struct hp_kv *env;       /* extra environment */
     size_t nenv;
+
+    struct hp_site_oauth *oauth; /* NULL when the profile has no oauth section */
 
     /* the site catalog (hpcport sites sync) the profile came from; NULL when
      * it did not come from the catalog */

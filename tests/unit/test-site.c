@@ -550,6 +550,45 @@ static void test_env_values(void **state)
     dirs_free(&d);
 }
 
+/* oauth: the typed view, and the default scopes */
+static void test_oauth_view(void **state)
+{
+    (void)state;
+    struct dirs d;
+    dirs_new(&d, "oauth");
+    struct hp_site_opts o = { .config_dir = d.config };
+    struct hp_err e;
+    hp_err_init(&e);
+    struct hp_site *s = hp_site_load_file(FIX "/valid/oauth.yaml", &o, &e);
+    if (!s)
+        fail_msg("%s", e.msg);
+    assert_non_null(s->oauth);
+    assert_string_equal(s->oauth->issuer, "https://id.example.org/realms/hpc");
+    assert_string_equal(s->oauth->client_id, "hpcport");
+    assert_string_equal(s->oauth->scopes[2], "profile");
+    assert_null(s->oauth->scopes[3]);
+    assert_string_equal(s->oauth->audience, "https://api.example.org");
+    assert_string_equal(s->oauth->ca_file, "/etc/ssl/private-ca.pem");
+    hp_site_free(s);
+    write_file(d.config, "sites/o.yaml",
+               "scheduler: {type: local}\n"
+               "oauth: {issuer: 'http://127.0.0.1:8080', client_id: c}\n");
+    s = hp_site_load("o", &o, &e);
+    if (!s)
+        fail_msg("%s", e.msg);
+    assert_string_equal(s->oauth->scopes[0], "openid");
+    assert_string_equal(s->oauth->scopes[1], "offline_access");
+    assert_null(s->oauth->scopes[2]);
+    assert_null(s->oauth->audience);
+    assert_null(s->oauth->ca_file);
+    hp_site_free(s);
+    s = hp_site_load_file(FIX "/valid/full.yaml", &o, &e);
+    assert_non_null(s);
+    assert_null(s->oauth);
+    hp_site_free(s);
+    dirs_free(&d);
+}
+
 static void test_partition_lookup(void **state)
 {
     (void)state;
@@ -886,6 +925,7 @@ int main(void)
         cmocka_unit_test(test_set_creates_containers),
         cmocka_unit_test(test_typed_view_example),
         cmocka_unit_test(test_env_values),
+        cmocka_unit_test(test_oauth_view),
         cmocka_unit_test(test_partition_lookup),
         cmocka_unit_test(test_centre_keys),
         cmocka_unit_test(test_auto_elsewhere),
