@@ -376,6 +376,8 @@ void hp_site_free(struct hp_site *s)
     if (!s)
         return;
     free(s->name);
+    free(s->catalog_url);
+    free(s->catalog_commit);
     free(s->description);
     free(s->scheduler);
     free(s->dialect);
