@@ -131,12 +131,10 @@ static int sites_list(int argc, char **argv)
         hp_site_free(s);
     }
     if (json) {
-        json_t *o = json_pack("{s:s?, s:s?, s:I?, s:O}", "url", url,
-                              "commit", cat ? hp_catalog_commit(cat) : NULL,
-                              "synced", cat ? (json_int_t)st.synced : (json_int_t)0,
-                              "profiles", arr);
-        if (!cat)
-            json_object_del(o, "synced");
+        json_t *o = json_pack("{s:s?, s:s?, s:O}", "url", url,
+                              "commit", cat ? hp_catalog_commit(cat) : NULL, "profiles", arr);
+        if (cat)
+            json_object_set_new(o, "synced", json_integer((json_int_t)st.synced));
         print_json(o);
         json_decref(o);
     } else if (!cat) {

@@ -884,9 +884,11 @@ static int sync_locked(const struct hp_catalog_sync_opts *o, const char *dir,
         goto out;
     git_oid head, old;
     if (fetch(repo, connect_url, &rc, &head, err) < 0) {
-        if (st.commit)
-            hp_err_prefix(err, "the pinned commit %.12s stays in use (hpcport works offline "
-                          "from it)", st.commit);
+        if (st.commit) {
+            size_t n = strlen(err->msg);
+            snprintf(err->msg + n, sizeof(err->msg) - n, "; the pinned commit %.12s stays in "
+                     "use (hpcport works offline from it)", st.commit);
+        }
         goto out;
     }
     char hex[GIT_OID_HEXSZ + 1];
@@ -916,8 +918,9 @@ static int sync_locked(const struct hp_catalog_sync_opts *o, const char *dir,
         r->forced = 1;
     }
     if (pset_load(repo, &head, 1, &news, err) < 0) {
-        hp_err_prefix(err, "refused catalog commit %.12s (the pin stays at %.12s)", hex,
-                      st.commit ? st.commit : "none");
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof(err->msg) - n, "; catalog commit %.12s refused, the pin "
+                 "stays %s%.12s", hex, st.commit ? "at " : "unset", st.commit ? st.commit : "");
         goto out;
     }
     r->nprofiles = news.n;
