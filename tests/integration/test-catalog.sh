@@ -315,8 +315,8 @@ for _ in $(seq 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1
 done
 HURL="https://localhost:$PORT/git/catalog.git"
-check "lighttpd serves the catalog over https (git itself)" \
-    env GIT_SSL_CAINFO="$W/ca/ca.pem" git ls-remote -q "$HURL" HEAD >/dev/null
+git_sees() { GIT_SSL_CAINFO="$W/ca/ca.pem" git ls-remote -q "$HURL" HEAD >/dev/null; }
+check "lighttpd serves the catalog over https (git itself)" git_sees
 rm -rf "$XDG_DATA_HOME/hpcport/catalog"
 expect_rc 4 "https:// without the test CA is refused" "$HP" sites sync "$HURL"
 check "... as an untrusted certificate" contains "$ERR" "the TLS certificate of localhost is not trusted"
