@@ -873,11 +873,11 @@ static int sync_locked(const struct hp_catalog_sync_opts *o, const char *dir,
         if (!connect_url)
             goto out;
     } else if (hp_starts_with(url, "file://") || hp_starts_with(url, "https://") ||
-               hp_starts_with(url, "http://") || url[0] == '/') {
+               url[0] == '/') {
         connect_url = hp_xstrdup(url);
     } else {
         hp_err_set(err, HP_EUSAGE, "catalog URL '%s' is not supported: use file://, ssh:// or "
-                   "https://", redacted);
+                   "https:// (plain http:// is not authenticated)", redacted);
         goto out;
     }
     if (ensure_repo(dir, &repo, err) < 0)

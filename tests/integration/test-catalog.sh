@@ -128,6 +128,8 @@ check "... and how to get one" contains "$OUT" "hpcport sites sync URL"
 expect_rc 2 "first sync without a URL is a usage error" "$HP" sites sync
 check "... asking for the URL" contains "$ERR" "give its URL"
 expect_rc 2 "an unsupported URL scheme is refused" "$HP" sites sync "ftp://example.org/x"
+expect_rc 2 "plain http:// is refused" "$HP" sites sync "http://example.org/x.git"
+check "... as unauthenticated" contains "$ERR" "plain http:// is not authenticated"
 
 expect_rc 0 "first sync (file://)" "$HP" sites sync "$URL"
 C1=$(g rev-parse HEAD)
@@ -321,6 +323,10 @@ rm -rf "$XDG_DATA_HOME/hpcport/catalog"
 expect_rc 4 "https:// without the test CA is refused" "$HP" sites sync "$HURL"
 check "... as an untrusted certificate" contains "$ERR" "the TLS certificate of localhost is not trusted"
 check "... nothing pinned" test ! -e "$STATE"
+expect_rc 4 "a password in the URL never shows in errors" \
+    "$HP" sites sync "https://user:sekrit@localhost:$PORT/git/catalog.git"
+check "... (redacted)" contains "$ERR" "https://user:***@localhost:$PORT/git/catalog.git"
+check "... (not the password)" test "$(echo "$ERR" | grep -c sekrit)" = 0
 expect_rc 4 "https:// with another CA is refused" "$HP" sites sync "$HURL" --ca-file "$W/ca/other.pem"
 check "... as untrusted" contains "$ERR" "not trusted"
 expect_rc 0 "https:// with --ca-file syncs" "$HP" sites sync "$HURL" --ca-file "$W/ca/ca.pem"
