@@ -26,18 +26,9 @@
 
 #define LOG_MAX 20
 
-static char *data_dir(void)
-{
-    const char *v = getenv("XDG_DATA_HOME");
-    if (v && v[0] == '/')
-        return hp_xasprintf("%s/hpcport", v);
-    const char *home = getenv("HOME");
-    return hp_xasprintf("%s/.local/share/hpcport", home && *home ? home : "/tmp");
-}
-
 char *hp_catalog_dir(void)
 {
-    char *d = data_dir();
+    char *d = hp_data_dir();
     char *c = hp_xasprintf("%s/catalog", d);
     free(d);
     return c;
@@ -366,11 +357,7 @@ char **hp_catalog_names(struct hp_catalog *c, struct hp_err *err)
 
 void hp_catalog_names_free(char **names)
 {
-    if (!names)
-        return;
-    for (char **p = names; *p; p++)
-        free(*p);
-    free(names);
+    hp_strv_free(names);
 }
 
 /* ---- remote callbacks --------------------------------------------------------- */
@@ -385,15 +372,6 @@ struct remote_ctx {
     char **known;               /* known_hosts files, NULL-terminated */
     int tried_agent, next_id;
 };
-
-static void strv_free(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
 
 static int cred_cb(git_credential **out, const char *url, const char *user_from_url,
                    unsigned int allowed, void *payload)
@@ -559,8 +537,8 @@ out:
 static void remote_ctx_release(struct remote_ctx *rc)
 {
     free(rc->host);
-    strv_free(rc->ids);
-    strv_free(rc->known);
+    hp_strv_free(rc->ids);
+    hp_strv_free(rc->known);
 }
 
 /* ---- sync ---------------------------------------------------------------- */
@@ -573,7 +551,7 @@ void hp_catalog_sync_result_release(struct hp_catalog_sync_result *r)
     for (size_t i = 0; i < r->nchanges; i++)
         free(r->changes[i].name);
     free(r->changes);
-    strv_free(r->log);
+    hp_strv_free(r->log);
     memset(r, 0, sizeof(*r));
 }
 
