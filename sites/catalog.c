@@ -17,8 +17,10 @@
 #include <git2.h>
 #include <jansson.h>
 #include "catalog.h"
+#include "auth.h"
 #include "buf.h"
 #include "knownhosts.h"
+#include "sshauth.h"
 #include "site.h"
 #include "sshconfig.h"
 #include "util.h"
@@ -371,6 +373,7 @@ struct remote_ctx {
     char **ids;                 /* identity files to try, NULL-terminated */
     char **known;               /* known_hosts files, NULL-terminated */
     int tried_agent, next_id;
+    const char *asked;          /* the last key whose passphrase was asked */
 };
 
 static int cred_cb(git_credential **out, const char *url, const char *user_from_url,
@@ -392,16 +395,32 @@ static int cred_cb(git_credential **out, const char *url, const char *user_from_
         }
         while (rc->ids && rc->ids[rc->next_id]) {
             const char *key = rc->ids[rc->next_id++];
-            if (access(key, R_OK) < 0)
+            int enc = hp_sshauth_key_encrypted(key);
+            if (enc < 0)
                 continue;
-            return git_credential_ssh_key_new(out, user, NULL, key, NULL);
+            if (!enc)
+                return git_credential_ssh_key_new(out, user, NULL, key, NULL);
+            /* libgit2 asks again after a failure: a wrong passphrase moves on */
+            char *prompt = hp_xasprintf("Enter passphrase for key '%s': ", key), *pass = NULL;
+            int r = hp_auth_ask(prompt, 0, &pass, &rc->why);
+            free(prompt);
+            if (r < 0) {
+                hp_err_prefix(&rc->why, "key '%s' is encrypted", key);
+                git_error_set_str(GIT_ERROR_SSH, "no passphrase");
+                return GIT_EAUTH;
+            }
+            r = git_credential_ssh_key_new(out, user, NULL, key, pass);
+            hp_secret_free(pass);
+            rc->asked = key;
+            return r;
         }
     }
     hp_err_set(&rc->why, HP_ESITE, "ssh authentication as '%s' to %s failed: tried the ssh "
-               "agent%s and the key files of the ssh configuration (or ~/.ssh/id_*); "
-               "encrypted keys must be in the agent", user,
-               rc->host ? rc->host : "the catalog host",
-               getenv("SSH_AUTH_SOCK") ? "" : " (SSH_AUTH_SOCK is not set)");
+               "agent%s and the key files of the ssh configuration (or ~/.ssh/id_*)%s%s%s",
+               user, rc->host ? rc->host : "the catalog host",
+               getenv("SSH_AUTH_SOCK") ? "" : " (SSH_AUTH_SOCK is not set)",
+               rc->asked ? "; a wrong passphrase for key '" : "", rc->asked ? rc->asked : "",
+               rc->asked ? "'?" : "");
     git_error_set_str(GIT_ERROR_SSH, "no more credentials to try");
     return GIT_EAUTH;
 }

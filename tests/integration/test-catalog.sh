@@ -110,6 +110,20 @@ if [ "$MODE" = ssh ]; then
     check "... and the pin that stays in use" contains "$ERR" "stays in use"
     check "... pin and URL kept" test "$(pinned) $(jget "$STATE" 'd["url"]')" = "$(g rev-parse HEAD) $URL"
     expect_rc 0 "... site show works offline" "$HP" site show cat-gamma
+    # an encrypted key, its passphrase from HPCPORT_ASKPASS
+    cp "$HP_H_KEY" "$T/enckey"; ssh-keygen -q -p -P '' -N 'cat pass' -f "$T/enckey" >/dev/null
+    printf '#!/bin/sh\necho "$1" >> %s/askpass.log\necho "cat pass"\n' "$T" > "$T/askpass"
+    printf '#!/bin/sh\necho wrong\n' > "$T/askpass-wrong"
+    chmod +x "$T/askpass" "$T/askpass-wrong"
+    printf 'Host 127.0.0.1\n    IdentityFile %s\n    IdentitiesOnly yes\n    UserKnownHostsFile %s\n' \
+        "$T/enckey" "$HP_H_KNOWN_HOSTS" > "$T/ssh_config"
+    expect_rc 0 "ssh://: an encrypted key with its passphrase from HPCPORT_ASKPASS" \
+        env HPCPORT_ASKPASS="$T/askpass" "$HP" sites sync
+    check "... asked for that key" grep -q "passphrase for key '$T/enckey'" "$T/askpass.log"
+    expect_rc 4 "ssh://: a wrong passphrase fails" env HPCPORT_ASKPASS="$T/askpass-wrong" "$HP" sites sync
+    check "... saying so" contains "$ERR" "Wrong passphrase"
+    expect_rc 4 "ssh://: an encrypted key and nobody to ask" "$HP" sites sync
+    check "... says the key is encrypted" contains "$ERR" "key '$T/enckey' is encrypted"
     # a key the server does not accept
     printf 'Host 127.0.0.1\n    IdentityFile %s\n    IdentitiesOnly yes\n    UserKnownHostsFile %s\n' \
         "$T/other" "$HP_H_KNOWN_HOSTS" > "$T/ssh_config"
