@@ -288,6 +288,16 @@ static int load_idkey(const char *path, struct idkey *k)
     return 0;
 }
 
+int hp_sshauth_key_encrypted(const char *path)
+{
+    struct idkey k;
+    if (load_idkey(path, &k) < 0)
+        return -1;
+    int enc = k.encrypted;
+    idkey_release(&k);
+    return enc;
+}
+
 static char **identity_paths(const struct hp_sshauth *a)
 {
     size_t n = 0;

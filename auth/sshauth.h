@@ -45,6 +45,10 @@ struct hp_sshauth {
  * server accepts; passphrase and OTP problems named as such. */
 int hp_sshauth_run(LIBSSH2_SESSION *s, const struct hp_sshauth *a, struct hp_err *err);
 
+/* 1 if the private key file path is encrypted (PEM "ENCRYPTED", PKCS#8, or
+ * an openssh-key-v1 cipher other than none), 0 if not, -1 if unreadable. */
+int hp_sshauth_key_encrypted(const char *path);
+
 /* libssh2 allocator hooks for hp_ssh_sessctx sessions (libssh2_session_init_ex). */
 void *hp_ssh_alloc(size_t n, void **abstract);
 void *hp_ssh_realloc(void *p, size_t n, void **abstract);

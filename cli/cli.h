@@ -32,6 +32,7 @@ int cmd_logs(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_site(int argc, char **argv);
+int cmd_sites(int argc, char **argv);
 int cmd_ssh(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_validate(int argc, char **argv);

@@ -36,8 +36,9 @@ static const char site_usage[] =
 
 static const char layers_help[] =
     "A profile NAME is resolved from layers, lowest first: the bundled profile,\n"
-    "$XDG_CONFIG_HOME/hpcport/sites/NAME.yaml, <workflow dir>/sites/NAME.yaml, and\n"
-    "--set flags. See hpcport-site(5).\n";
+    "the site catalog's pinned commit (hpcport sites), $XDG_CONFIG_HOME/hpcport/\n"
+    "sites/NAME.yaml, <workflow dir>/sites/NAME.yaml, and --set flags. See\n"
+    "hpcport-site(5).\n";
 
 static const char site_help[] =
     "\n"
@@ -59,7 +60,7 @@ static const char list_help[] =
     "\n"
     "options:\n"
     "    --json             print a JSON array of {name, scheduler, source,\n"
-    "                       description, error}\n"
+    "                       description, catalog_commit, error}\n"
     "    --workflow FILE    also look in the sites/ folder beside workflow FILE\n"
     "    --dir DIR          also look in DIR/sites/\n"
     "    -h, --help         show this help\n";
@@ -68,15 +69,18 @@ static const char show_help[] =
     "\n"
     "Show the resolved profile NAME (or the profile in FILE, a path containing '/'\n"
     "or ending in .yaml) as KEY.PATH=VALUE lines, each preceded by its origin and a\n"
-    "TAB: file:line:col, <bundled>/NAME.yaml:line:col, --set or <detected>. List\n"
-    "entries are numbered (setup.0=...), as --set takes them.\n"
+    "TAB: file:line:col, <bundled>/NAME.yaml:line:col,\n"
+    "<catalog@COMMIT>/sites/NAME.yaml:line:col, --set or <detected>. List\n"
+    "entries are numbered (setup.0=...), as --set takes them. A profile from the\n"
+    "site catalog starts with a '# from the site catalog URL at commit C' line.\n"
     "\n"
     "options:\n"
     "    --set KEY=VALUE    override a value; VALUE is YAML ('[a, b]', 3, text);\n"
     "                       null removes a key; may be repeated\n"
     "    --workflow FILE    use the sites/ folder beside workflow FILE as a layer\n"
     "    --dir DIR          use DIR/sites/ as the workflow layer\n"
-    "    --json             print {\"name\", \"profile\", \"origins\"}\n"
+    "    --json             print {\"name\", \"profile\", \"origins\"}, and\n"
+    "                       \"catalog\": {\"url\", \"commit\"} for a catalog profile\n"
     "    --show-origin      print the origin of each value (the default)\n"
     "    --no-origin        print KEY=VALUE lines only\n"
     "    -h, --help         show this help\n"
@@ -196,10 +200,11 @@ static int site_list(int argc, char **argv)
     if (a.json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:s?, s:s?}",
+            json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s?}",
                                                  "name", e[i].name, "scheduler", e[i].scheduler,
                                                  "source", e[i].source,
                                                  "description", e[i].description,
+                                                 "catalog_commit", e[i].catalog_commit,
                                                  "error", e[i].error));
         print_json(arr);
         json_decref(arr);
@@ -314,6 +319,9 @@ static int site_show(int argc, char **argv)
     }
     if (a.json) {
         json_t *out = json_pack("{s:s, s:O}", "name", s->name, "profile", s->root);
+        if (s->catalog_commit)
+            json_object_set_new(out, "catalog", json_pack("{s:s, s:s}", "url", s->catalog_url,
+                                                          "commit", s->catalog_commit));
         if (a.origin) {
             json_t *origins = json_object();
             flatten(s, s->root, &ptr, &key, 0, origins);
@@ -322,6 +330,9 @@ static int site_show(int argc, char **argv)
         print_json(out);
         json_decref(out);
     } else {
+        if (s->catalog_commit)
+            printf("# from the site catalog %s at commit %s\n", s->catalog_url,
+                   s->catalog_commit);
         flatten(s, s->root, &ptr, &key, a.origin, NULL);
     }
 out:

@@ -30,6 +30,7 @@ static const struct cmd commands[] = {
     { "plan", cmd_plan, "show the job scripts a run would submit, and a portability lint" },
     { "run", cmd_run, "run (or resume) a campaign on a site" },
     { "site", cmd_site, "list site profiles, show one with the origin of each value" },
+    { "sites", cmd_sites, "the site catalog: sync shared profiles from a git repository" },
     { "status", cmd_status, "show campaigns and the state of their tasks" },
     { "validate", cmd_validate, "check workflow and site files against the schemas" },
     { "version", cmd_version, "print the version" },

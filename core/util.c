@@ -65,6 +65,15 @@ char *hp_first_line(const char *s)
     return hp_xstrndup(s, n);
 }
 
+void hp_strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
 char *hp_xasprintf(const char *fmt, ...)
 {
     va_list ap;
@@ -398,4 +407,9 @@ char *hp_config_dir(void)
 char *hp_state_dir(void)
 {
     return xdg_dir("XDG_STATE_HOME", ".local/state");
+}
+
+char *hp_data_dir(void)
+{
+    return xdg_dir("XDG_DATA_HOME", ".local/share");
 }

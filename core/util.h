@@ -18,6 +18,8 @@ char *hp_xstrndup(const char *s, size_t n);
  * what an error message quotes. */
 char *hp_first_line(const char *s);
 /* Printf into a freshly allocated string. */
+/* Free a NULL-terminated array of strings and the strings (NULL is fine). */
+void hp_strv_free(char **v);
 char *hp_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Grow *arr (of elements of size elsz) so it holds at least n elements. */
@@ -65,8 +67,9 @@ int hp_mkdir_p(const char *path, unsigned mode);
 int hp_read_file(const char *path, size_t max, char **out, size_t *len);
 
 /* XDG directories for hpcport (new strings): $XDG_CONFIG_HOME/hpcport,
- * $XDG_STATE_HOME/hpcport. */
+ * $XDG_STATE_HOME/hpcport, $XDG_DATA_HOME/hpcport. */
 char *hp_config_dir(void);
 char *hp_state_dir(void);
+char *hp_data_dir(void);
 
 #endif

@@ -26,8 +26,12 @@ struct layer {
 
 #define SITE_MAX_EXTENDS 16
 
+struct hp_catalog;
 struct site_ctx {
     const struct hp_site_opts *opts;
+    struct hp_catalog *cat;     /* the pinned catalog, opened on first use */
+    int cat_tried;
+    int cat_used;               /* a catalog profile is one of the layers */
     char *config_dir;           /* owned */
     const char *top_path;       /* hp_site_load_file: this file stands in for
                                    the user and workflow layers of top_name */

@@ -13,6 +13,7 @@
 #include "site.h"
 #include "site-int.h"
 #include "buf.h"
+#include "catalog.h"
 #include "doc.h"
 #include "embedded.h"
 #include "schema.h"
@@ -197,19 +198,71 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* Validate one profile file named name. */
+static int check_doc(const char *name, const struct hp_doc *doc, struct hp_err *err)
+{
+    if (hp_doc_validate(doc, "site", err) < 0)
+        return -1;
+    json_t *nm = json_object_get(doc->root, "name");
+    if (json_is_string(nm) && strcmp(json_string_value(nm), name) != 0)
+        return hp_doc_err(doc, err, HP_ESITE, "/name", 0,
+                          "name '%s' does not match the file name '%s'; a profile is named "
+                          "after its file", json_string_value(nm), base_name(doc->file));
+    return 0;
+}
+
+int hp_site_check_text(const char *name, const char *label, const char *data, size_t len,
+                       struct hp_err *err)
+{
+    struct hp_doc *doc = hp_doc_load_mem(label, data, len, &profile_limits, err);
+    if (!doc)
+        return -1;
+    int r = check_doc(name, doc, err);
+    hp_doc_free(doc);
+    return r;
+}
+
 /* Validate one layer's file and register it. Takes doc. */
 static int add_file_layer(struct site_ctx *c, const char *name, struct hp_doc *doc,
                           size_t *idx)
 {
     size_t li = site_add_layer(c, LAYER_FILE, doc, NULL);   /* freed with the ctx */
-    if (hp_doc_validate(doc, "site", c->err) < 0)
+    if (check_doc(name, doc, c->err) < 0)
         return -1;
-    json_t *nm = json_object_get(doc->root, "name");
-    if (json_is_string(nm) && strcmp(json_string_value(nm), name) != 0)
-        return hp_doc_err(doc, c->err, HP_ESITE, "/name", 0,
-                          "name '%s' does not match the file name '%s'; a profile is named "
-                          "after its file", json_string_value(nm), base_name(doc->file));
     *idx = li;
+    return 0;
+}
+
+/* The pinned catalog, opened once per resolution; NULL when there is none
+ * (or, with *err set, when it is damaged). */
+static struct hp_catalog *ctx_catalog(struct site_ctx *c, struct hp_err *err)
+{
+    if (!c->cat_tried) {
+        c->cat_tried = 1;
+        c->cat = hp_catalog_open(err);
+    }
+    return c->cat;
+}
+
+/* The catalog's profile name as a layer, if the catalog has it. */
+static int try_catalog(struct site_ctx *c, const char *name, size_t *idx, size_t *n)
+{
+    struct hp_catalog *cat = ctx_catalog(c, c->err);
+    char *data = NULL, *label;
+    size_t len;
+    if (!cat)
+        return c->err->code ? -1 : 0;
+    int r = hp_catalog_read(cat, name, &data, &len, c->err);
+    if (r <= 0)
+        return r;
+    label = hp_catalog_label(hp_catalog_commit(cat), name);
+    struct hp_doc *doc = hp_doc_load_mem(label, data, len, &profile_limits, c->err);
+    free(label);
+    free(data);
+    if (!doc || add_file_layer(c, name, doc, &idx[*n]) < 0)
+        return -1;
+    (*n)++;
+    c->cat_used = 1;
     return 0;
 }
 
@@ -237,7 +290,7 @@ static int try_file(struct site_ctx *c, const char *name, const char *path, size
     return 0;
 }
 
-/* The layers of name, lowest first, into idx (at most 3). */
+/* The layers of name, lowest first, into idx (at most 4). */
 static int find_layers(struct site_ctx *c, const char *name, size_t *idx, size_t *n)
 {
     *n = 0;
@@ -250,6 +303,8 @@ static int find_layers(struct site_ctx *c, const char *name, size_t *idx, size_t
             return -1;
         (*n)++;
     }
+    if (try_catalog(c, name, idx, n) < 0)
+        return -1;
     if (c->top_path && !strcmp(name, c->top_name)) {
         size_t before = *n;
         if (try_file(c, name, c->top_path, idx, n) < 0)
@@ -319,10 +374,17 @@ static void names_scan_dir(struct name_list *l, const char *base)
     free(dir);
 }
 
-static void names_collect(const struct site_ctx *c, struct name_list *l)
+static void names_collect(struct site_ctx *c, struct name_list *l)
 {
     for (const struct hp_embedded_file *f = hp_embedded_profiles; f->name; f++)
         names_add(l, f->name, hp_xasprintf("<bundled>/%s.yaml", f->name));
+    struct hp_err e;
+    hp_err_init(&e);
+    struct hp_catalog *cat = ctx_catalog(c, &e);
+    char **cn = cat ? hp_catalog_names(cat, &e) : NULL;
+    for (size_t i = 0; cn && cn[i]; i++)
+        names_add(l, cn[i], hp_catalog_label(hp_catalog_commit(cat), cn[i]));
+    hp_catalog_names_free(cn);
     names_scan_dir(l, c->config_dir);
     names_scan_dir(l, c->opts->workflow_dir);
 }
@@ -385,7 +447,7 @@ static json_t *resolve(struct site_ctx *c, const char *name, const struct hp_doc
         return NULL;
     }
 
-    size_t idx[3], n;
+    size_t idx[4], n;
     if (find_layers(c, name, idx, &n) < 0)
         return NULL;
     if (!n) {
@@ -433,6 +495,7 @@ static void ctx_release(struct site_ctx *c)
     free(c->layers);
     free(c->config_dir);
     json_decref(c->src);
+    hp_catalog_close(c->cat);
 }
 
 static const struct hp_site_opts no_opts;
@@ -498,6 +561,10 @@ static struct hp_site *load(const char *name, const char *top_path,
         goto out;
     }
     s->origin = build_origins(&c);
+    if (c.cat_used) {
+        s->catalog_url = hp_catalog_redact_url(hp_catalog_url(c.cat));
+        s->catalog_commit = hp_xstrdup(hp_catalog_commit(c.cat));
+    }
 out:
     hp_verrors_release(&ve);
     json_decref(root);
@@ -591,6 +658,7 @@ int hp_site_list(const struct hp_site_opts *opts, struct hp_site_entry **out, si
         if (s) {
             e[i].description = s->description ? hp_xstrdup(s->description) : NULL;
             e[i].scheduler = hp_xstrdup(s->scheduler);
+            e[i].catalog_commit = s->catalog_commit ? hp_xstrdup(s->catalog_commit) : NULL;
         } else {
             char line[2200];
             hp_err_format(&le, line, sizeof(line));
@@ -603,6 +671,7 @@ int hp_site_list(const struct hp_site_opts *opts, struct hp_site_entry **out, si
     *n = l.n;
     names_release(&l);
     free(c.config_dir);
+    hp_catalog_close(c.cat);
     (void)err;
     return 0;
 }
@@ -616,6 +685,7 @@ void hp_site_entries_free(struct hp_site_entry *e, size_t n)
         free(e[i].description);
         free(e[i].scheduler);
         free(e[i].source);
+        free(e[i].catalog_commit);
         free(e[i].error);
     }
     free(e);

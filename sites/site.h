@@ -2,9 +2,10 @@
  *
  * A profile NAME is resolved from layers, lowest first:
  *   1. bundled profiles (compiled in from sites/profiles/NAME.yaml),
- *   2. the user's config dir: $XDG_CONFIG_HOME/hpcport/sites/NAME.yaml,
- *   3. the workflow's directory: <workflow dir>/sites/NAME.yaml,
- *   4. --set key.path=value flags (value parsed as a YAML scalar or flow
+ *   2. the site catalog: sites/NAME.yaml of its pinned commit (catalog.h),
+ *   3. the user's config dir: $XDG_CONFIG_HOME/hpcport/sites/NAME.yaml,
+ *   4. the workflow's directory: <workflow dir>/sites/NAME.yaml,
+ *   5. --set key.path=value flags (value parsed as a YAML scalar or flow
  *      collection, e.g. --set scheduler.account=m1234
  *      --set 'network.no_proxy=[a, b]').
  * Each layer's file is validated against schemas/site.schema.json. A file
@@ -14,7 +15,8 @@
  *
  * Every leaf value of the result remembers its origin: "file:line:col" of the
  * layer that set it, or "--set" for a flag, or "<bundled>/NAME.yaml:line:col"
- * for compiled-in profiles. */
+ * for compiled-in profiles, or "<catalog@COMMIT12>/sites/NAME.yaml:line:col"
+ * for catalog profiles. */
 #ifndef HP_SITE_H
 #define HP_SITE_H
 
@@ -116,10 +118,10 @@ struct hp_site {
 
     struct hp_site_oauth *oauth; /* NULL when the profile has no oauth section */
 
-    /* the site catalog (hpcport sites sync) the profile came from; NULL when
-     * it did not come from the catalog */
-    char *catalog_url;
-    char *catalog_commit;
+    /* provenance: set when a layer of this profile (or of a profile it
+       extends) came from the site catalog, else NULL */
+    char *catalog_url;       /* the catalog's URL (password removed) */
+    char *catalog_commit;    /* the pinned commit, 40 hex digits */
 
     json_t *root;            /* resolved document, validated */
     json_t *origin;          /* object: JSON pointer -> origin string */
@@ -151,9 +153,16 @@ struct hp_site *hp_site_load(const char *name, const struct hp_site_opts *opts,
 /* Resolve the profile in file path, named after the file (without .yaml or
  * .yml), as if the file were its user and workflow layers: only the bundled
  * profile of that name lies below it; `extends` resolves through all layers
- * as usual. For `hpcport validate FILE` and `hpcport site show FILE`. */
+ * as usual (the catalog's profile of that name lies below it too). For
+ * `hpcport validate FILE` and `hpcport site show FILE`. */
 struct hp_site *hp_site_load_file(const char *path, const struct hp_site_opts *opts,
                                   struct hp_err *err);
+/* Check the text of one profile file named name (label for messages) as a
+ * layer is checked: it loads, matches schemas/site.schema.json and its
+ * `name`, if any, is name. 0, or -1 with a positioned error (HP_EINPUT,
+ * HP_ESITE for a name mismatch). Used to vet catalog commits. */
+int hp_site_check_text(const char *name, const char *label, const char *data, size_t len,
+                       struct hp_err *err);
 /* 1 if name is a valid profile name: [A-Za-z0-9][A-Za-z0-9._-]*, at most 128
  * characters. */
 int hp_site_valid_name(const char *name);
@@ -169,6 +178,7 @@ struct hp_site_entry {
     char *description;  /* may be NULL */
     char *scheduler;    /* may be NULL for a file that only extends */
     char *source;       /* file it was found in (highest layer) */
+    char *catalog_commit; /* the catalog commit the profile came from, or NULL */
     char *error;        /* NULL, or the one-line error that stops this profile
                            from resolving (then scheduler and description are
                            NULL) */

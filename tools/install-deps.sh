@@ -8,8 +8,9 @@ libyaml-dev libjansson-dev libcurl4-openssl-dev libssh2-1-dev libssl-dev libgit2
 libsqlite3-dev libpcre2-dev scdoc"
 TEST_PKGS="libcmocka-dev json-schema-test-suite python3-jsonschema python3-yaml
 sqlite3 procps util-linux bash coreutils findutils bc diffutils patch
-openssl passwd openssh-server openssh-client libpam-oath oathtool
-munge slurmctld slurmd slurm-client slurmdbd mariadb-server-core mariadb-client slurm-wlm-torque"
+passwd openssh-server openssh-client libpam-oath oathtool
+munge slurmctld slurmd slurm-client slurmdbd mariadb-server-core mariadb-client slurm-wlm-torque
+openssl lighttpd lighttpd-mod-openssl"
 
 want="$PKGS"
 [ "${1:-}" = "--test" ] && want="$PKGS $TEST_PKGS"

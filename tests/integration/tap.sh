@@ -21,5 +21,5 @@ contains() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 done_testing() { echo "1..$_n"; [ "$_failed" = 0 ]; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-export XDG_CONFIG_HOME="$T/config" XDG_STATE_HOME="$T/state"
+export XDG_CONFIG_HOME="$T/config" XDG_STATE_HOME="$T/state" XDG_DATA_HOME="$T/data"
 unset HPCPORT_STATE_DIR
