@@ -147,6 +147,20 @@ expect_rc 0 "an upgraded campaign records its next run" env GIT_CEILING_DIRECTOR
 "$HP" status p4 --provenance --json > "$T/p4b.json"
 check "one record after the upgrade" test "$(jget "$T/p4b.json" 'len(d["provenance"])')" = 1
 
+# --- a profile from the site catalog: its URL and pinned commit recorded
+CAT=$T/catalog
+mkdir -p "$CAT/sites"
+printf 'name: cat-local\nextends: local\ndescription: a local site from the catalog\n' > "$CAT/sites/cat-local.yaml"
+git -C "$CAT" init -q; git -C "$CAT" add -A; git -C "$CAT" commit -qm catalog
+CC=$(git -C "$CAT" rev-parse HEAD)
+expect_rc 0 "sites sync of a file:// catalog" "$HP" sites sync "file://$CAT"
+expect_rc 0 "run on a catalog profile" env GIT_CEILING_DIRECTORIES="$T" "$HP" -q run "$T/plain/prov.yaml" --site cat-local --campaign p6
+"$HP" status p6 --provenance --json > "$T/p6.json"
+check "catalog commit recorded" test "$(jget "$T/p6.json" 'd["provenance"][0]["site"]["catalog"]["commit"]')" = "$CC"
+check "catalog URL recorded" test "$(jget "$T/p6.json" 'd["provenance"][0]["site"]["catalog"]["url"]')" = "file://$CAT"
+expect_rc 0 "text names the catalog" "$HP" status p6 --provenance
+check "text: catalog line" contains "$OUT" "catalog:   file://$CAT at $CC"
+
 # --- usage
 expect_rc 2 "--provenance needs a campaign" "$HP" status --provenance
 check "says so" contains "$ERR" "--provenance need a campaign"
