@@ -14,7 +14,7 @@
  * slurmrestd refuses one. slurmrestd 22.05 answers a request without a
  * token with 401, but one with a bad token (expired, revoked, wrong key)
  * with 500 and "Unspecified error" from slurmctld; the adapter then asks
- * /slurmdb/vX/diag, which says "Protocol authentication error", to tell the
+ * /slurmdb/vX/user/NAME, which says "Protocol authentication error", to tell the
  * two apart.
  *
  * Jobs follow the Slurm adapter's model (jobtab.h, slurm-int.h): the token
@@ -402,7 +402,7 @@ static int call(struct rest *R, const char *method, const char *path, const char
  * else? slurmdbd names it. */
 static int token_refused(struct rest *R)
 {
-    char *url = hp_xasprintf("%s/slurmdb/%s/diag", R->cfg->url, R->cfg->api);
+    char *url = hp_xasprintf("%s/slurmdb/%s/user/%s", R->cfg->url, R->cfg->api, R->user);
     struct hp_buf resp = HP_BUF_INIT;
     struct hp_err e;
     long code = 0;
@@ -438,8 +438,8 @@ again:
     root = json_loadb(resp.buf, resp.len, 0, &je);
     long num = 0;
     size_t nerr = root ? slurmrest_errors(root, &msg, &num) : 0;
-    int maybe_auth = code == 401 || code == 403 ||
-                     (code >= 500 && (num == -1 || num == 1007) && token_refused(R));
+    int maybe_auth = code == 401 || code == 403 || num == 1007 ||
+                     (code >= 500 && num == -1 && token_refused(R));
     if (maybe_auth) {
         if (!renewed && strcmp(R->cfg->token_source, "env")) {
             renewed = 1;

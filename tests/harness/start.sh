@@ -358,11 +358,26 @@ start_rest() {
     local try
     for try in 1 2 3; do
         pick_port REST_PORT
-        SLURM_JWT=daemon as_ruser "$DIR/rest/slurmrestd.pid" "$DIR/rest/slurmrestd.log" \
-            slurmrestd -f "$SLURM_CONF" -a rest_auth/jwt \
-            -s openapi/v0.0.36,openapi/v0.0.37,openapi/v0.0.38,openapi/dbv0.0.36,openapi/dbv0.0.37,openapi/dbv0.0.38 \
-            "127.0.0.1:$REST_PORT"
-        wait_until 15 "$DIR/rest/slurmrestd.pid" "$DIR/rest/slurmrestd.log" rest_up && return 0
+        # DIR/rest/start: (re)starts slurmrestd on this port and waits until
+        # it answers (tests stop it to see that clients survive an outage)
+        cat > "$DIR/rest/start" <<EOF
+#!/bin/bash
+# start slurmrestd of the harness in $DIR on 127.0.0.1:$REST_PORT (as $RUSER)
+export HP_H_TAG=$(printf %q "$DIR") SLURM_CONF=$(printf %q "$SLURM_CONF") SLURM_JWT=daemon
+setsid -f bash -c 'echo \$\$ > "\$1"; exec setpriv --reuid=$RUSER --regid=$RUSER --init-groups --inh-caps=-all -- \\
+    slurmrestd -f "\$SLURM_CONF" -a rest_auth/jwt \\
+    -s openapi/v0.0.36,openapi/v0.0.37,openapi/v0.0.38,openapi/dbv0.0.36,openapi/dbv0.0.37,openapi/dbv0.0.38 \\
+    127.0.0.1:$REST_PORT >> "\$2" 2>&1' _ $(printf %q "$DIR/rest/slurmrestd.pid") $(printf %q "$DIR/rest/slurmrestd.log") \\
+    </dev/null >/dev/null 2>&1
+for _ in \$(seq 1 100); do
+    curl -s -o /dev/null --max-time 2 http://127.0.0.1:$REST_PORT/openapi/v3 && exit 0
+    sleep 0.1
+done
+echo "slurmrestd did not answer on 127.0.0.1:$REST_PORT; see $(printf %q "$DIR/rest/slurmrestd.log")" >&2
+exit 1
+EOF
+        chmod 0700 "$DIR/rest/start"
+        bash "$DIR/rest/start" 2>/dev/null && return 0
         in_use "$DIR/rest/slurmrestd.log" ||
             die "slurmrestd did not start; see $DIR/rest/slurmrestd.log: $(tail -3 "$DIR/rest/slurmrestd.log")"
         log "slurmrestd: port $REST_PORT taken, trying another"
