@@ -27,8 +27,8 @@ int slurmrest_job_json(const struct hp_jobspec *spec, const struct hp_site *site
                        const char *script, json_t **out, struct hp_err *err);
 
 /* slurmrestd's "errors" list of root as text ("error: description; ..."),
- * appended to msg; *num is the first error's number (error_number or
- * errno; 0 if none). Returns the number of errors. */
+ * appended to msg; *num is the first error's number (error_number,
+ * error_code or errno; 0 if none). Returns the number of errors. */
 size_t slurmrest_errors(const json_t *root, struct hp_buf *msg, long *num);
 
 /* "SLURM_JWT=..." in the output of `scontrol token`: the token (new

@@ -113,7 +113,9 @@ size_t slurmrest_errors(const json_t *root, struct hp_buf *msg, long *num)
     json_array_foreach(errs, i, e) {
         const char *t = json_string_value(json_object_get(e, "error"));
         const char *d = json_string_value(json_object_get(e, "description"));
-        json_t *no = json_object_get(e, "error_number");
+        json_t *no = json_object_get(e, "error_number");   /* the keys vary by endpoint */
+        if (!no)
+            no = json_object_get(e, "error_code");
         if (!no)
             no = json_object_get(e, "errno");
         if (!n && json_is_integer(no))
