@@ -381,7 +381,7 @@ int site_fill_view(struct site_ctx *c, struct hp_site *s)
     s->container_binds = str_list(at(root, "container", "binds"));
     const char *launcher = json_string_value(json_object_get(root, "launcher"));
     if (!launcher)      /* the scheduler's usual launcher */
-        launcher = !strcmp(s->scheduler, "slurm") ? "srun"
+        launcher = !strcmp(s->scheduler, "slurm") || !strcmp(s->scheduler, "slurmrest") ? "srun"
                    : !strcmp(s->scheduler, "pbs") ? "mpiexec" : "none";
     s->launcher = hp_xstrdup(launcher);
     s->setup = str_list(json_object_get(root, "setup"));
