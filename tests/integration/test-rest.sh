@@ -95,6 +95,13 @@ tasks:
 EOF
 printf '%s\0' "; rm -rf ~" "it's" 'a"b' $'line1\nline2' '$(touch pwned)' '`touch pwned2`' '*' \
     '$HOME' '\' ' spaced ' '' '%j %x %%' '#SBATCH --uid=0' > "$T/want.bin"
+expect_rc 0 "plan: shows the job script the Slurm adapter renders" \
+    "$HP" plan "$T/dag/dag.yaml" --site rd --all
+check "plan: ... with its #SBATCH lines" contains "$OUT" "#SBATCH --account=hpcport"
+check "plan: ... and no token or key" sh -c "! grep -q -e 'eyJ' -e 'X-SLURM' '$T/out' '$T/err'"
+expect_rc 0 "plan: slurm and slurmrest render the same script" \
+    "$HP" plan "$T/dag/dag.yaml" --site rd --site rd --set scheduler.type=slurm --set scheduler.rest=null --diff --all
+check "plan: ... every job the same" contains "$OUT" "0 of 4 jobs shown differ"
 for s in rd rs rp; do
     rm -f "$T/dag/"*.out
     expect_rc 1 "$s: a campaign with a failing task exits 1" \
