@@ -8,7 +8,8 @@
 # a 5-second token renewed during a longer campaign; a wrong key (a clear
 # error, nothing failed, a rerun with the right key completes); a key file
 # readable by others refused; slurmrestd killed mid-campaign and restarted
-# (the campaign completes, no job twice); `hpcport cancel`; `site check`.
+# (the campaign completes, no job twice); killed between submission and
+# record (adopted, not submitted twice); `hpcport cancel`; `site check`.
 # Needs the services (tests/harness/with-services.sh); fails without them.
 . "$(dirname "$0")/tap.sh"
 . "$(dirname "$0")/site-lib.sh"
@@ -203,6 +204,15 @@ check "outage: ... 3 of 3" grep -q "3 of 3 completed" "$T/out.out"
 check "outage: the run reported the outage with the URL" grep -q "cannot reach slurmrestd at $URL" "$T/out.err"
 check "outage: three jobs, none twice" test "$(job_names "$TAG-out" | wc -l)/$(dup_jobs "$TAG-out" | wc -l)" = 3/0
 check "outage: b's output came back" test "$(cat "$T/one/outage.out" 2>/dev/null)" = after
+
+# --- killed right after slurmrestd accepted a job, before recording it:
+# the rerun finds the job by its token instead of submitting it again
+HPCPORT_TEST_KILL_AFTER_SBATCH=1 "$HP" run "$T/one/one.yaml" --site rs --campaign "$TAG-crash" \
+    > /dev/null 2>&1
+check "crash: the run was killed after its first submission" test $? = 137
+check "crash: the job exists" wait_for 20 njobs_is "$TAG-crash" 1
+expect_rc 0 "crash: the rerun completes" "$HP" run "$T/one/one.yaml" --site rs --campaign "$TAG-crash"
+check "crash: ... adopting the job, not submitting it again" njobs_is "$TAG-crash" 1
 
 # --- hpcport cancel
 cat > "$T/one/can.yaml" <<'EOF'
