@@ -95,16 +95,29 @@ static int token_get(struct rest *R, int force, struct hp_err *err)
     int64_t life = R->cfg->token_lifetime;
     char *tok = NULL;
     if (!strcmp(src, "env")) {
+        /* not renewed: used until it expires or is refused */
         const char *e = getenv("SLURM_JWT");
         if (!e || !*e) {
             hp_err_set(err, HP_ESITE, "site '%s': token source env, but SLURM_JWT is not set: "
                        "export SLURM_JWT (e.g. from 'scontrol token')", R->site->name);
             return RS_AUTH;
         }
-        if (R->token && !strcmp(R->token, e)) {
-            hp_err_set(err, HP_ESITE, "site '%s': slurmrestd refused the token in SLURM_JWT "
-                       "(expired or revoked?): set a new one", R->site->name);
+        time_t exp = hp_jwt_expiry(e);
+        if (exp && now >= exp) {
+            hp_err_set(err, HP_ESITE, "site '%s': the token in SLURM_JWT expired %lld s ago: "
+                       "set a new one (e.g. from 'scontrol token')", R->site->name,
+                       (long long)(now - exp));
             return RS_AUTH;
+        }
+        if (R->token && !strcmp(R->token, e)) {
+            if (force) {
+                hp_err_set(err, HP_ESITE, "site '%s': slurmrestd refused the token in SLURM_JWT "
+                           "(revoked, or signed with another key?): set a new one",
+                           R->site->name);
+                return RS_AUTH;
+            }
+            R->tok_renew = exp;   /* nothing newer to take before it expires */
+            return RS_OK;
         }
         tok = hp_xstrdup(e);
     } else if (!strcmp(src, "key")) {
@@ -441,7 +454,7 @@ again:
     int maybe_auth = code == 401 || code == 403 || num == 1007 ||
                      (code >= 500 && num == -1 && token_refused(R));
     if (maybe_auth) {
-        if (!renewed && strcmp(R->cfg->token_source, "env")) {
+        if (!renewed) {   /* a new token, once (env: token_get says why not) */
             renewed = 1;
             goto again;
         }

@@ -133,6 +133,15 @@ EOF
 tok=$("${SSH[@]}" "scontrol token lifespan=600")
 expect_rc 0 "env: SLURM_JWT from 'scontrol token' works" \
     env "${tok%%=*}=${tok#*=}" "$HP" run "$T/one/one.yaml" --site renv --campaign "$TAG-env"
+old=$("${SSH[@]}" "scontrol token lifespan=1")
+sleep 3
+expect_rc 4 "env: an expired token fails site check" env "${old%%=*}=${old#*=}" "$HP" site check renv
+check "env: ... saying it expired" grep -q "^token *FAIL .*the token in SLURM_JWT expired" "$T/out"
+check "env: ... without printing it" sh -c "! grep -q 'eyJ' '$T/out' '$T/err'"
+expect_rc 4 "env: a token with a wrong signature fails site check" \
+    env "${tok%%=*}=${tok#*=}x" "$HP" site check renv
+check "env: ... saying slurmrestd refused it" \
+    grep -q "^slurmrestd *FAIL .*refused the token in SLURM_JWT" "$T/out"
 expect_rc 4 "env: without SLURM_JWT, site check says so" env -u SLURM_JWT "$HP" site check renv
 check "env: ... naming the variable" contains "$OUT" "SLURM_JWT is not set"
 
