@@ -5,8 +5,8 @@
  * Transport. One curl handle per adapter (keep-alive), timeouts from
  * scheduler.query_timeout. scheduler.rest.via: direct; proxy (CURLOPT_PROXY);
  * ssh: every connection curl opens is a direct-tcpip tunnel from the login
- * node to the URL's host:port (hp_conn_tunnel), handed to curl as an
- * already connected socket.
+ * node to the URL's host:port (hp_conn_tunnel), reached through a local
+ * forward (sites/fwd.h).
  *
  * Tokens (auth/jwt.h): minted from the site's HS256 key, `scontrol token`
  * through the connection, or $SLURM_JWT; kept in memory only, renewed when
@@ -25,23 +25,18 @@
  * again. slurmrestd down, a token refused, a controller that does not
  * answer: "not now" (submit returns 1, status fails and is asked again),
  * never a failed task. */
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include "adapter.h"
 #include "conn.h"
+#include "fwd.h"
 #include "jobtab.h"
 #include "jwt.h"
 #include "plan.h"
@@ -57,8 +52,6 @@
 
 enum { RS_OK = 0, RS_DOWN, RS_AUTH, RS_ERROR };
 
-struct bridge;
-
 struct rest {
     const struct hp_site *site;
     const struct hp_site_rest *cfg;
@@ -70,7 +63,7 @@ struct rest {
     time_t tok_exp, tok_renew;
     char *host;            /* the URL's host and port (via ssh) */
     int port;
-    struct bridge *bridge; /* via ssh */
+    struct hp_fwd *fwd;    /* via ssh */
     struct curl_slist *connect_to;
     struct hp_err tunnel_err;
     int accounting;
@@ -163,176 +156,28 @@ static int token_get(struct rest *R, int force, struct hp_err *err)
     return RS_OK;
 }
 
-/* ------------------------------------------------------- via ssh: bridge */
-
-/* curl 7.88 (Debian 12) ignores CURL_SOCKOPT_ALREADY_CONNECTED (curl issue
- * 10626), so a tunnel cannot be handed to curl as its socket. Instead curl
- * connects (CURLOPT_CONNECT_TO) to a listener on 127.0.0.1 of this process;
- * for each connection curl opens, its opensocket callback first opens a
- * tunnel (in the caller's thread: the connection is not shared with another
- * thread) and queues it; a thread accepts curl's connection, takes the
- * oldest queued tunnel and copies bytes both ways until one side closes. */
-
-#define BRIDGE_MAX 8
-
-struct bridge {
-    int lfd, wake[2];
-    int lport;
-    pthread_t th;
-    int running;
-    pthread_mutex_t mu;
-    int queue[BRIDGE_MAX], nqueue;     /* tunnels waiting for curl's connection */
-    int a[BRIDGE_MAX], t[BRIDGE_MAX];  /* pairs: accepted, tunnel (thread's own) */
-    int npairs;
-    int stop;
-};
-
-static int copy_some(int from, int to)
-{
-    char buf[65536];
-    ssize_t r = read(from, buf, sizeof(buf));
-    if (r < 0 && (errno == EINTR || errno == EAGAIN))
-        return 0;
-    if (r <= 0)
-        return -1;
-    for (ssize_t off = 0; off < r;) {
-        ssize_t w = write(to, buf + off, (size_t)(r - off));
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        off += w;
-    }
-    return 0;
-}
-
-static void *bridge_main(void *arg)
-{
-    struct bridge *B = arg;
-    for (;;) {
-        struct pollfd p[2 + 2 * BRIDGE_MAX];
-        size_t np = 0;
-        p[np++] = (struct pollfd){ .fd = B->wake[0], .events = POLLIN };
-        p[np++] = (struct pollfd){ .fd = B->lfd, .events = POLLIN };
-        for (int i = 0; i < B->npairs; i++) {
-            p[np++] = (struct pollfd){ .fd = B->a[i], .events = POLLIN };
-            p[np++] = (struct pollfd){ .fd = B->t[i], .events = POLLIN };
-        }
-        if (poll(p, np, -1) < 0 && errno != EINTR)
-            break;
-        if (p[0].revents)
-            break;
-        if ((p[1].revents & POLLIN) && B->npairs < BRIDGE_MAX) {
-            int fd = accept4(B->lfd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0) {
-                pthread_mutex_lock(&B->mu);
-                int t = -1;
-                if (B->nqueue) {
-                    t = B->queue[0];
-                    memmove(B->queue, B->queue + 1, (size_t)--B->nqueue * sizeof(int));
-                }
-                pthread_mutex_unlock(&B->mu);
-                if (t < 0) {
-                    close(fd);
-                } else {
-                    B->a[B->npairs] = fd;
-                    B->t[B->npairs++] = t;
-                }
-            }
-        }
-        for (int i = B->npairs - 1; i >= 0; i--) {
-            size_t k = 2 + 2 * (size_t)i;
-            int bad = 0;
-            if (k < np && p[k].revents)
-                bad |= copy_some(B->a[i], B->t[i]) < 0;
-            if (!bad && k + 1 < np && p[k + 1].revents)
-                bad |= copy_some(B->t[i], B->a[i]) < 0;
-            if (bad) {
-                close(B->a[i]);
-                close(B->t[i]);
-                B->npairs--;
-                B->a[i] = B->a[B->npairs];
-                B->t[i] = B->t[B->npairs];
-            }
-        }
-    }
-    for (int i = 0; i < B->npairs; i++) {
-        close(B->a[i]);
-        close(B->t[i]);
-    }
-    B->npairs = 0;
-    return NULL;
-}
-
-static void bridge_free(struct bridge *B)
-{
-    if (!B)
-        return;
-    if (B->running) {
-        ssize_t w = write(B->wake[1], "x", 1);
-        (void)w;
-        pthread_join(B->th, NULL);
-    }
-    for (int i = 0; i < B->nqueue; i++)
-        close(B->queue[i]);
-    if (B->lfd >= 0)
-        close(B->lfd);
-    if (B->wake[0] >= 0) {
-        close(B->wake[0]);
-        close(B->wake[1]);
-    }
-    pthread_mutex_destroy(&B->mu);
-    free(B);
-}
-
-static struct bridge *bridge_new(struct hp_err *err)
-{
-    struct bridge *B = hp_xcalloc(1, sizeof(*B));
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t sl = sizeof(sa);
-    pthread_mutex_init(&B->mu, NULL);
-    B->wake[0] = B->wake[1] = -1;
-    B->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (B->lfd < 0 || bind(B->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        listen(B->lfd, BRIDGE_MAX) < 0 || getsockname(B->lfd, (struct sockaddr *)&sa, &sl) < 0 ||
-        pipe2(B->wake, O_CLOEXEC) < 0) {
-        hp_err_errno(err, "local listener for the SSH tunnel to slurmrestd");
-        bridge_free(B);
-        return NULL;
-    }
-    B->lport = ntohs(sa.sin_port);
-    if (pthread_create(&B->th, NULL, bridge_main, B) != 0) {
-        hp_err_set(err, HP_ESYS, "cannot start the tunnel thread");
-        bridge_free(B);
-        return NULL;
-    }
-    B->running = 1;
-    return B;
-}
-
-/* curl opens a connection: open its tunnel first, then a plain socket that
- * curl connects to the listener */
+/* via ssh. curl 7.88 (Debian 12) ignores CURL_SOCKOPT_ALREADY_CONNECTED
+ * (curl issue 10626), so a tunnel cannot be handed to curl as its socket:
+ * curl connects (CURLOPT_CONNECT_TO) to a local forward (sites/fwd.h)
+ * instead. For each connection curl opens, the tunnel is opened first, in
+ * this thread (the site's connection is not used from another thread), and
+ * queued for the listener; then curl gets a plain socket to connect. */
 static curl_socket_t open_tunnel(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     struct rest *R = ud;
     (void)purpose;
     hp_err_init(&R->tunnel_err);
-    pthread_mutex_lock(&R->bridge->mu);
-    int full = R->bridge->nqueue >= BRIDGE_MAX;
-    pthread_mutex_unlock(&R->bridge->mu);
-    if (full)
-        return CURL_SOCKET_BAD;
     int t = hp_conn_tunnel(R->conn, R->host, R->port, &R->tunnel_err);
     if (t < 0)
         return CURL_SOCKET_BAD;
     int s = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-    if (s < 0) {
+    if (s < 0 || hp_fwd_push(R->fwd, t) < 0) {
+        if (s >= 0)
+            close(s);
         close(t);
+        hp_err_set(&R->tunnel_err, HP_ESYS, "too many connections to slurmrestd at once");
         return CURL_SOCKET_BAD;
     }
-    pthread_mutex_lock(&R->bridge->mu);
-    R->bridge->queue[R->bridge->nqueue++] = t;
-    pthread_mutex_unlock(&R->bridge->mu);
     return s;
 }
 
@@ -699,9 +544,9 @@ static void *rest_open(const struct hp_site *site, struct hp_err *err)
         curl_easy_setopt(R->curl, CURLOPT_PROXY, "");   /* not the environment's */
     }
     if (!strcmp(R->cfg->via, "ssh")) {
-        if (!(R->bridge = bridge_new(err)))
+        if (!(R->fwd = hp_fwd_new(err)))
             goto fail;
-        char *ct = hp_xasprintf("::127.0.0.1:%d", R->bridge->lport);
+        char *ct = hp_xasprintf("::127.0.0.1:%d", hp_fwd_port(R->fwd));
         R->connect_to = curl_slist_append(NULL, ct);
         free(ct);
         curl_easy_setopt(R->curl, CURLOPT_CONNECT_TO, R->connect_to);
@@ -722,7 +567,7 @@ static void rest_close(void *impl)
     if (R->curl)
         curl_easy_cleanup(R->curl);
     curl_slist_free_all(R->connect_to);
-    bridge_free(R->bridge);
+    hp_fwd_free(R->fwd);
     token_drop(R);
     hp_stage_free(R->stage);
     hp_conn_free(R->conn);
