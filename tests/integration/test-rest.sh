@@ -76,6 +76,20 @@ expect_rc 4 "site check: slurmrestd down fails" "$HP" site check rdown
 check "site check: ... naming the URL and the route" \
     contains "$OUT" "cannot reach slurmrestd at http://127.0.0.1:1 (directly)"
 
+# an HTTP server that is not slurmrestd (tinyproxy itself): no JSON
+profile rhtml "url: $HP_H_TINYPROXY_URL" "token: {source: key, key_file: $T/jwt.key}"
+expect_rc 4 "site check: a URL that is not slurmrestd fails" "$HP" site check rhtml
+check "site check: ... saying the answer is no JSON" grep -q "^slurmrestd *FAIL .*HTTP [0-9]* with no JSON document" "$T/out"
+
+# --- slurmrestd refuses a job: that attempt fails, quoting slurmrestd
+mkdir -p "$T/ref"
+wf_reject "$T/ref/ref.yaml"
+expect_rc 1 "refused: a job slurmrestd refuses fails its task" \
+    "$HP" run "$T/ref/ref.yaml" --site rd --campaign "$TAG-ref" --set scheduler.partitions.0.name=nosuch \
+    --set scheduler.default_partition=nosuch
+check "refused: ... quoting slurmrestd" contains "$OUT" "Invalid partition name specified"
+check "refused: ... and its dependent is not run" contains "$OUT" "dependency 'a' failed"
+
 # --- a DAG with an exit code and hostile arguments, three routes
 mkdir -p "$T/dag"
 cat > "$T/dag/dag.yaml" <<'EOF'
