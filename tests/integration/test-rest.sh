@@ -230,8 +230,8 @@ check "outage: b's output came back" test "$(cat "$T/one/outage.out" 2>/dev/null
 
 # --- killed right after slurmrestd accepted a job, before recording it:
 # the rerun finds the job by its token instead of submitting it again
-HPCPORT_TEST_KILL_AFTER_SBATCH=1 "$HP" run "$T/one/one.yaml" --site rs --campaign "$TAG-crash" \
-    > /dev/null 2>&1
+{ HPCPORT_TEST_KILL_AFTER_SBATCH=1 "$HP" run "$T/one/one.yaml" --site rs --campaign "$TAG-crash" \
+    > /dev/null 2>&1; } 2>/dev/null   # (and bash's "Killed")
 check "crash: the run was killed after its first submission" test $? = 137
 check "crash: the job exists" wait_for 20 njobs_is "$TAG-crash" 1
 expect_rc 0 "crash: the rerun completes" "$HP" run "$T/one/one.yaml" --site rs --campaign "$TAG-crash"
