@@ -311,6 +311,13 @@ again:
         ret = RS_AUTH;
         goto out;
     }
+    if (code == 404 && !root) {
+        hp_err_set(err, HP_ESITE, "site '%s': slurmrestd at %s has no %s %s (HTTP 404): is "
+                   "scheduler.rest.api (%s) a version it offers? (its /openapi/v3 lists them)",
+                   R->site->name, R->cfg->url, method, path, R->cfg->api);
+        ret = RS_ERROR;
+        goto out;
+    }
     if (!root || !json_is_object(root)) {
         char *l = hp_first_line(resp.buf);
         hp_err_set(err, HP_ESITE, "site '%s': %s %s: slurmrestd answered HTTP %ld with no JSON "

@@ -81,6 +81,11 @@ profile rhtml "url: $HP_H_TINYPROXY_URL" "token: {source: key, key_file: $T/jwt.
 expect_rc 4 "site check: a URL that is not slurmrestd fails" "$HP" site check rhtml
 check "site check: ... saying the answer is no JSON" grep -q "^slurmrestd *FAIL .*HTTP [0-9]* with no JSON document" "$T/out"
 
+expect_rc 4 "site check: an API version slurmrestd does not offer fails" \
+    "$HP" site check rd --set scheduler.rest.api=v0.0.99
+check "site check: ... naming scheduler.rest.api" \
+    grep -q "^slurmrestd *FAIL .*has no GET /slurm/v0.0.99/ping (HTTP 404): is scheduler.rest.api (v0.0.99)" "$T/out"
+
 # --- slurmrestd refuses a job: that attempt fails, quoting slurmrestd
 mkdir -p "$T/ref"
 wf_reject "$T/ref/ref.yaml"
