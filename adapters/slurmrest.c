@@ -379,10 +379,12 @@ static int db_job(struct rest *R, const char *id, struct slurm_rec **recs, size_
     hp_err_init(&e);
     int ret = call(R, "GET", path, NULL, hp_site_query_timeout(R->site), &root, &e);
     free(path);
-    if (ret == RS_ERROR) {
-        /* no such job, or no accounting: nothing to add */
-        if (strstr(e.msg, "accounting storage is disabled") || strstr(e.msg, "plugin"))
-            R->accounting = 0;
+    if (ret == RS_ERROR && strstr(e.msg, "Nothing found"))
+        return RS_OK;                   /* no such job: it stays unknown */
+    if (ret == RS_ERROR && (strstr(e.msg, "accounting storage is disabled") ||
+                            strstr(e.msg, "Unable to find requested URL") ||
+                            strstr(e.msg, "has no GET"))) {
+        R->accounting = 0;              /* no slurmdbd behind slurmrestd */
         return RS_OK;
     }
     if (ret != RS_OK) {
