@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -181,6 +182,8 @@ static void pending_free(struct ep_pending *p)
     }
     if (p->timer)
         event_free(p->timer);
+    if (p->watch)
+        event_free(p->watch);
     free(p);
 }
 
@@ -223,6 +226,26 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
         reply_batch(req, b);
 }
 
+/* evhttp does not read a connection while its request waits for a reply,
+ * so it would notice a client that left only when the reply fails. Watch
+ * the socket: EOF there means the client is gone (data means a pipelined
+ * request, or TLS bytes: stop watching then). */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct ep_pending *p = arg;
+    char c;
+    (void)what;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r > 0) {
+        event_del(p->watch);
+        return;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    /* runs on_close, which drops the call and frees p */
+    evhttp_connection_free(p->evcon);
+}
+
 static struct ep_pending *pending_new(struct ep_server *s, struct evhttp_request *req, int kind)
 {
     struct ep_pending *p = hp_xcalloc(1, sizeof(*p));
@@ -231,6 +254,12 @@ static struct ep_pending *pending_new(struct ep_server *s, struct evhttp_request
     p->kind = kind;
     p->evcon = evhttp_request_get_connection(req);
     evhttp_connection_set_closecb(p->evcon, on_close, p);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(p->evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0) {
+        p->watch = event_new(s->base, fd, EV_READ | EV_PERSIST, on_watch, p);
+        event_add(p->watch, NULL);
+    }
     return p;
 }
 

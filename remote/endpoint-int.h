@@ -38,6 +38,7 @@ struct ep_pending {
     struct ep_task *task;
     struct ep_batch *batch;
     struct event *timer;
+    struct event *watch;              /* the client's socket, for EOF */
     struct ep_pending *prev, *next;   /* in the target's waiters */
 };
 

@@ -385,8 +385,12 @@ static int worker_reap(struct ep_worker *w)
 
 static void worker_close(struct ep_worker *w)
 {
-    if (w->bev)
+    /* bufferevent_free closes the socket only when the loop runs its
+     * finalizers: shut it down now so the worker sees EOF at once */
+    if (w->bev) {
+        shutdown(bufferevent_getfd(w->bev), SHUT_RDWR);
         bufferevent_free(w->bev);
+    }
     w->bev = NULL;
     if (w->timer)
         evtimer_del(w->timer);
