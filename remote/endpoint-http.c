@@ -456,8 +456,12 @@ static void post_batch(struct ep_server *s, struct evhttp_request *req, struct e
                         "bytes, only %zu follow", n, off, fl, len - off - 4);
             goto fail;
         }
-        HP_ALLOC_GROW(offs, n + 1, alloc);
-        lens = hp_xrealloc(lens, alloc * sizeof(*lens));
+        if (n + 1 > alloc) {
+            size_t had = alloc;
+            HP_ALLOC_GROW(offs, n + 1, alloc);
+            if (alloc != had)
+                lens = hp_xrealloc(lens, alloc * sizeof(*lens));
+        }
         offs[n] = off + 4;
         lens[n] = fl;
         n++;
