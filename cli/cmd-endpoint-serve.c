@@ -167,6 +167,10 @@ int cmd_endpoint_serve(int argc, char **argv)
     struct hp_ep_config *cfg = hp_ep_config_load(config, listen, &err);
     if (!cfg)
         return hp_cli_error(&err);
+    if (name) {
+        free(cfg->name);
+        cfg->name = hp_xstrdup(name);
+    }
     if (check) {
         printf("%s: endpoint '%s', %zu function%s\n", config, cfg->name, cfg->nfn,
                cfg->nfn == 1 ? "" : "s");

@@ -84,6 +84,7 @@ struct ep_worker {
     struct ep_task **inflight;        /* calls sent, answered in order */
     size_t head, nin, alloc;
     double progress;                  /* last dispatch or result */
+    double sent_at;                   /* when the chunk went out */
     struct event *timer;
 };
 
@@ -99,6 +100,7 @@ struct ep_fn {
     int nw;
     char *init_error;                 /* the last worker start failure */
     double retry_at;
+    double cost;                      /* seconds per call, moving average */
     uint64_t calls[EPC__N];
     uint64_t hist[EP_NBUCKETS + 1];
     double seconds_sum;

@@ -514,6 +514,9 @@ static int worker_msg(struct ep_worker *w, int type, const unsigned char *p, uin
             off += ol;
         }
         if (w->head == w->nin) {
+            /* what one call costs, round trip included (moving average) */
+            double per = (hp_now() - w->sent_at) / (double)w->nin;
+            fn->cost = fn->cost > 0 ? 0.7 * fn->cost + 0.3 * per : per;
             w->head = w->nin = 0;
             w->state = W_IDLE;
         }
@@ -633,7 +636,13 @@ static void fn_dispatch(struct ep_fn *fn)
         struct ep_worker *w = &fn->w[i];
         if (w->state != W_IDLE)
             continue;
+        /* about 2 ms of work per chunk: cheap calls go many at a time, slow
+         * ones one by one (so they stay cancelable and spread over workers) */
         size_t want = (fn->queued + (size_t)idle - 1) / (size_t)idle, n = 0, bytes = 4;
+        double cost = fn->cost > 0 ? fn->cost : 0.001;
+        size_t by_cost = cost >= 0.002 ? 1 : (size_t)(0.002 / cost);
+        if (want > by_cost)
+            want = by_cost;
         if (want > HP_EPW_CHUNK_CALLS)
             want = HP_EPW_CHUNK_CALLS;
         for (struct ep_task *t = fn->qhead; t && n < want; t = t->next) {
@@ -664,7 +673,7 @@ static void fn_dispatch(struct ep_fn *fn)
         w->head = 0;
         w->nin = n;
         w->state = W_BUSY;
-        w->progress = hp_now();
+        w->progress = w->sent_at = hp_now();
         double to = fn->cfg->timeout;
         struct timeval tv = { (time_t)to, (suseconds_t)((to - floor(to)) * 1e6) };
         evtimer_add(w->timer, &tv);
