@@ -5,7 +5,9 @@
 #include "cli.h"
 #include "banned.h"
 
-static const char usage[] = "usage: hpcport endpoint serve --config FILE [options]\n";
+static const char usage[] =
+    "usage: hpcport endpoint serve --config FILE [--name NAME] [--listen ADDR]\n"
+    "                              [--state-dir DIR] [--daemon] [--check]\n";
 
 int cmd_endpoint(int argc, char **argv)
 {
