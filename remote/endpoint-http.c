@@ -658,20 +658,11 @@ static void on_request(struct evhttp_request *req, void *arg)
                            "10 minutes, batches until fetched)", task ? "task" : "batch", argbuf);
     if (m == EVHTTP_REQ_DELETE) {
         json_int_t n = 0;
-        if (t) {
-            n = ep_task_cancel(t);
-        } else {
-            for (size_t i = 0; i < b->n; i++)
-                n += ep_task_cancel(&b->tasks[i]);
-        }
+        n = t ? ep_task_cancel(t) : ep_batch_cancel(b);
         return reply_json(req, 200, json_pack("{s:I}", "canceled", n));
     }
-    if (t) {
-        get_task(s, req, t);
-        if (t->kind == K_SUBMIT && t->state == T_DONE && !t->waiters)
-            (void)0;   /* kept for polling again until it expires */
-        return;
-    }
+    if (t)
+        return get_task(s, req, t);
     get_batch(s, req, b);
 }
 

@@ -159,6 +159,8 @@ struct ep_task *ep_task_find(struct ep_server *s, uint64_t id);
 struct ep_batch *ep_batch_find(struct ep_server *s, uint64_t id);
 /* Cancel a queued task: 1 if canceled, 0 if not queued. */
 int ep_task_cancel(struct ep_task *t);
+/* Cancel a batch's queued tasks; how many. b may be freed on return. */
+int ep_batch_cancel(struct ep_batch *b);
 /* Drop a finished submitted task or a fetched batch. */
 void ep_task_forget(struct ep_task *t);
 void ep_batch_forget(struct ep_batch *b);

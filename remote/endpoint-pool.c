@@ -337,6 +337,23 @@ int ep_task_cancel(struct ep_task *t)
     return 1;
 }
 
+int ep_batch_cancel(struct ep_batch *b)
+{
+    /* take them all off the queue first: the last one to finish may
+     * complete the batch, and a waiter then frees it */
+    struct ep_task **v = hp_xmalloc(b->n * sizeof(*v));
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->tasks[i].state == T_QUEUED) {
+            q_del(b->fn, &b->tasks[i]);
+            v[n++] = &b->tasks[i];
+        }
+    for (size_t i = 0; i < n; i++)
+        task_fail(v[i], EPC_CANCELED, "canceled before it ran");
+    free(v);
+    return (int)n;
+}
+
 void ep_task_orphan(struct ep_task *t)
 {
     t->pending = NULL;
@@ -593,6 +610,13 @@ static void worker_spawn(struct ep_worker *w)
     }
     pid_t pid = fork();
     if (pid == 0) {
+        /* stdin from /dev/null, stdout to the log: only the socket talks */
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0 && devnull != 0) {
+            dup2(devnull, 0);
+            close(devnull);
+        }
+        dup2(2, 1);
         setpgid(0, 0);
         if (sv[1] == 3)
             fcntl(3, F_SETFD, 0);

@@ -262,6 +262,19 @@ check "cancel a batch: the queued ones" test "$CODE $BODY" = '200 {"canceled":2}
 req GET "/v1/batches/$BID?wait=10"
 check "its results: ok, ok, canceled, canceled" \
     test "$(unframes "$T/body" | cut -c1 | tr -d '\n')" = "0011"
+frames slow slow slow >"$T/batch"
+req POST /v1/functions/hang/batch --data-binary @"$T/batch"
+BID=$(jq_ "$T/body" 'd["batch"]')
+curl -s -H "$H" -o "$T/waited" "$U/v1/batches/$BID?wait=20" &
+bg=$!
+sleep 0.2
+req DELETE "/v1/batches/$BID"
+check "cancel a batch someone waits for" test "$CODE $BODY" = '200 {"canceled":2}'
+wait $bg
+check "the waiter gets its results: ok, canceled, canceled" \
+    test "$(unframes "$T/waited" | cut -c1 | tr -d '\n')" = "011"
+req GET /v1/health
+check "the endpoint still serves" test "$CODE" = 200
 frames 1 2 3 4 >"$T/batch"
 req POST /v1/functions/state/batch --data-binary @"$T/batch"
 BID=$(jq_ "$T/body" 'd["batch"]')
