@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -608,8 +609,13 @@ static void worker_spawn(struct ep_worker *w)
             ng++;
         gpu = s->cfg->gpus[(size_t)w->index % ng];
     }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        /* a worker stuck in a call would not see EOF if the server died */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
         /* stdin from /dev/null, stdout to the log: only the socket talks */
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0 && devnull != 0) {

@@ -307,6 +307,8 @@ check "metrics: queue, workers busy, restarts" \
 # --- a second serve, kill -9, restart
 expect_rc 1 "a second serve of the same name is refused" "$HP" endpoint serve --config "$T/ep/ep.yaml"
 check "... saying it runs, with its pid" contains "$ERR" "endpoint 't1' is already running (pid $PID"
+curl -s -H "$H" -d x -o /dev/null "$U/v1/functions/hang/submit"   # a worker stuck in a call
+sleep 0.2
 WORKERS=$(ps -o pid= --ppid "$PID" | tr '\n' ' ')
 OLDH=$H
 kill -9 "$PID"
