@@ -319,6 +319,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 check "kill -9: its workers exit too (EOF on their socket)" test "$alive" = 0
+export HP_TESTFN_FINI=$T/fini.log
 check "restart after kill -9" start
 check "... with a new token" test "$H" != "$OLDH"
 CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "$OLDH" "$U/v1/health")
@@ -335,6 +336,28 @@ wait $bg
 check "the call in flight finished" test "$(cat "$T/inflight.code")" = 200
 check "endpoint.json and the token are removed" bash -c "[ ! -e '$D/endpoint.json' ] && [ ! -e '$D/token' ]"
 check "the log says it stopped" grep -q 'endpoint t1: stopped' "$D/endpoint.log"
+check "fini ran in each worker of the state function" \
+    test "$(sort "$T/fini.log" | tr '\n' '|')" = "fini worker=0 calls=0|fini worker=1 calls=0|"
+unset HP_TESTFN_FINI
+
+# --- results are kept within limits.max_results
+sed 's/^name: t1$/name: t4/; s/^limits: .*/limits: {max_results: 150}/' "$T/ep/ep.yaml" >"$T/ep/small.yaml"
+"$HP" endpoint serve --config "$T/ep/small.yaml" --daemon >"$T/start.json" 2>"$T/start.err"
+check "serve with max_results: 150 bytes" test $? = 0
+PID=$(jq_ "$T/start.json" 'd["pid"]')
+U=http://127.0.0.1:$(jq_ "$T/start.json" 'd["listen"]["port"]')
+H="Authorization: Bearer $(cat "$SD/t4/token")"
+tids=()
+for i in 1 2 3; do
+    req POST /v1/functions/echo/submit --data-binary "$(printf "%060d" $i)"
+    tids+=("$(jq_ "$T/body" 'd["task"]')")
+    req GET "/v1/tasks/${tids[-1]}?wait=5"
+done
+req GET "/v1/tasks/${tids[0]}"
+check "the oldest result went when 180 bytes were kept" test "$CODE" = 404
+req GET "/v1/tasks/${tids[2]}"
+check "the newest is kept" test "$CODE $BODY" = "200 $(printf "%060d" 3)"
+check "stop it" stop_wait "$PID"
 
 # --- unix socket
 check "serve on a unix socket" start --name t2 --listen "unix:$T/ep.sock"
