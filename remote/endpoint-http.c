@@ -124,7 +124,7 @@ static void reply_error(struct evhttp_request *req, int code, const char *fmt, .
 static void reply_task(struct evhttp_request *req, struct ep_task *t)
 {
     char id[24];
-    ep_id_format(t->id, id);
+    ep_id_format(t->r.id, id);
     if (t->state != T_DONE) {
         reply_json(req, 202, json_pack("{s:s, s:s}", "task", id, "state",
                                        t->state == T_QUEUED ? "queued" : "running"));
@@ -141,7 +141,7 @@ static void reply_batch(struct evhttp_request *req, struct ep_batch *b)
 {
     if (b->done < b->n) {
         char id[24];
-        ep_id_format(b->id, id);
+        ep_id_format(b->r.id, id);
         reply_json(req, 202, json_pack("{s:s, s:I, s:I}", "batch", id, "done",
                                        (json_int_t)b->done, "total", (json_int_t)b->n));
         return;
@@ -420,7 +420,7 @@ static void post_call(struct ep_server *s, struct evhttp_request *req, struct ep
     }
     if (kind == K_SUBMIT) {
         char id[24];
-        ep_id_format(t->id, id);
+        ep_id_format(t->r.id, id);
         reply_json(req, 202, json_pack("{s:s}", "task", id));
         return;
     }
@@ -475,8 +475,8 @@ static void post_batch(struct ep_server *s, struct evhttp_request *req, struct e
         reply_error(req, code, "%s", msg);
     } else {
         char id[24], first[24];
-        ep_id_format(b->id, id);
-        ep_id_format(b->id + 1, first);
+        ep_id_format(b->r.id, id);
+        ep_id_format(b->r.id + 1, first);
         reply_json(req, 202, json_pack("{s:s, s:I, s:s}", "batch", id, "tasks", (json_int_t)n,
                                        "first_task", first));
     }

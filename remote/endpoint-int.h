@@ -42,10 +42,19 @@ struct ep_pending {
     struct ep_pending *prev, *next;   /* in the target's waiters */
 };
 
-struct ep_task {
+/* What tasks and batches share (first member of both): the id, its hash
+ * chain, and the list of finished results kept for polling, oldest first. */
+struct ep_rec {
     uint64_t id;
-    struct ep_task *hnext;            /* id hash chain */
-    struct ep_task *prev, *next;      /* function queue, or kept list */
+    struct ep_rec *hnext;
+    struct ep_rec *kprev, *knext;
+    double finished_at;
+    bool is_batch;
+};
+
+struct ep_task {
+    struct ep_rec r;
+    struct ep_task *prev, *next;      /* function queue */
     struct ep_fn *fn;
     struct ep_batch *batch;           /* owner, for batch tasks */
     struct ep_pending *pending;       /* K_SYNC: the waiting request (NULL: client gone) */
@@ -56,20 +65,17 @@ struct ep_task {
     unsigned char *out;               /* output, or the error message */
     size_t outlen;
     int state, code, kind;
-    double queued_at, finished_at;
+    double queued_at;
 };
 
 struct ep_batch {
-    uint64_t id;
-    struct ep_batch *hnext;
-    struct ep_batch *prev, *next;     /* kept list */
+    struct ep_rec r;
     struct ep_fn *fn;
     struct ep_task *tasks;            /* n of them, ids id+1 .. id+n */
     size_t n, done;
     unsigned char *body;              /* the frames the inputs point into */
     size_t bodylen;
     struct ep_pending *waiters;
-    double finished_at;
 };
 
 enum { W_NONE, W_STARTING, W_IDLE, W_BUSY, W_INITFAILED };
@@ -116,15 +122,12 @@ struct ep_server {
     unsigned char token_digest[32];
     struct ep_fn *fns;
     size_t nfn;
-    struct ep_task **th;              /* task hash */
-    size_t thn, tcount;
-    struct ep_batch **bh;             /* batch hash */
-    size_t bhn, bcount;
+    struct ep_rec **h;                /* tasks and batches by id */
+    size_t hn, hcount;
     uint64_t next_id;
     size_t queued_total;
     uint64_t restarts;
-    struct ep_task *kt_head, *kt_tail;      /* kept finished submitted tasks, oldest first */
-    struct ep_batch *kb_head, *kb_tail;     /* kept finished batches */
+    struct ep_rec *k_head, *k_tail;   /* kept results, oldest first */
     size_t kept_bytes;
     double started, started_wall;
     bool stopping;

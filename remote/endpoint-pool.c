@@ -29,78 +29,54 @@ const double ep_buckets[EP_NBUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
 
 /* ---- ids ---- */
 
-static void thash_grow(struct ep_server *s)
+static void hash_add(struct ep_server *s, struct ep_rec *r)
 {
-    size_t nn = s->thn ? s->thn * 2 : 1024;
-    struct ep_task **nb = hp_xcalloc(nn, sizeof(*nb));
-    for (size_t i = 0; i < s->thn; i++)
-        for (struct ep_task *t = s->th[i], *nx; t; t = nx) {
-            nx = t->hnext;
-            t->hnext = nb[t->id & (nn - 1)];
-            nb[t->id & (nn - 1)] = t;
-        }
-    free(s->th);
-    s->th = nb;
-    s->thn = nn;
-}
-
-static void thash_add(struct ep_server *s, struct ep_task *t)
-{
-    if (s->tcount + 1 > s->thn)
-        thash_grow(s);
-    t->hnext = s->th[t->id & (s->thn - 1)];
-    s->th[t->id & (s->thn - 1)] = t;
-    s->tcount++;
-}
-
-static void thash_del(struct ep_server *s, struct ep_task *t)
-{
-    for (struct ep_task **pp = &s->th[t->id & (s->thn - 1)]; *pp; pp = &(*pp)->hnext)
-        if (*pp == t) {
-            *pp = t->hnext;
-            s->tcount--;
-            return;
-        }
-}
-
-struct ep_task *ep_task_find(struct ep_server *s, uint64_t id)
-{
-    if (!s->thn)
-        return NULL;
-    for (struct ep_task *t = s->th[id & (s->thn - 1)]; t; t = t->hnext)
-        if (t->id == id)
-            return t;
-    return NULL;
-}
-
-static void bhash_add(struct ep_server *s, struct ep_batch *b)
-{
-    if (s->bcount + 1 > s->bhn) {
-        size_t nn = s->bhn ? s->bhn * 2 : 64;
-        struct ep_batch **nb = hp_xcalloc(nn, sizeof(*nb));
-        for (size_t i = 0; i < s->bhn; i++)
-            for (struct ep_batch *x = s->bh[i], *nx; x; x = nx) {
+    if (s->hcount + 1 > s->hn) {
+        size_t nn = s->hn ? s->hn * 2 : 1024;
+        struct ep_rec **nb = hp_xcalloc(nn, sizeof(*nb));
+        for (size_t i = 0; i < s->hn; i++)
+            for (struct ep_rec *x = s->h[i], *nx; x; x = nx) {
                 nx = x->hnext;
                 x->hnext = nb[x->id & (nn - 1)];
                 nb[x->id & (nn - 1)] = x;
             }
-        free(s->bh);
-        s->bh = nb;
-        s->bhn = nn;
+        free(s->h);
+        s->h = nb;
+        s->hn = nn;
     }
-    b->hnext = s->bh[b->id & (s->bhn - 1)];
-    s->bh[b->id & (s->bhn - 1)] = b;
-    s->bcount++;
+    r->hnext = s->h[r->id & (s->hn - 1)];
+    s->h[r->id & (s->hn - 1)] = r;
+    s->hcount++;
+}
+
+static void hash_del(struct ep_server *s, struct ep_rec *r)
+{
+    for (struct ep_rec **pp = &s->h[r->id & (s->hn - 1)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == r) {
+            *pp = r->hnext;
+            s->hcount--;
+            return;
+        }
+}
+
+static struct ep_rec *hash_find(struct ep_server *s, uint64_t id, bool batch)
+{
+    if (!s->hn)
+        return NULL;
+    for (struct ep_rec *r = s->h[id & (s->hn - 1)]; r; r = r->hnext)
+        if (r->id == id)
+            return r->is_batch == batch ? r : NULL;
+    return NULL;
+}
+
+struct ep_task *ep_task_find(struct ep_server *s, uint64_t id)
+{
+    return (struct ep_task *)hash_find(s, id, false);
 }
 
 struct ep_batch *ep_batch_find(struct ep_server *s, uint64_t id)
 {
-    if (!s->bhn)
-        return NULL;
-    for (struct ep_batch *b = s->bh[id & (s->bhn - 1)]; b; b = b->hnext)
-        if (b->id == id)
-            return b;
-    return NULL;
+    return (struct ep_batch *)hash_find(s, id, true);
 }
 
 /* ---- queues ---- */
@@ -145,30 +121,30 @@ static void q_del(struct ep_fn *fn, struct ep_task *t)
 
 /* ---- kept results ---- */
 
-static void kt_unlink(struct ep_server *s, struct ep_task *t)
+static void kept_add(struct ep_server *s, struct ep_rec *r, size_t bytes)
 {
-    if (t->prev)
-        t->prev->next = t->next;
+    r->kprev = s->k_tail;
+    r->knext = NULL;
+    if (s->k_tail)
+        s->k_tail->knext = r;
     else
-        s->kt_head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        s->kt_tail = t->prev;
-    t->prev = t->next = NULL;
+        s->k_head = r;
+    s->k_tail = r;
+    s->kept_bytes += bytes;
 }
 
-static void kb_unlink(struct ep_server *s, struct ep_batch *b)
+static void kept_del(struct ep_server *s, struct ep_rec *r, size_t bytes)
 {
-    if (b->prev)
-        b->prev->next = b->next;
+    if (r->kprev)
+        r->kprev->knext = r->knext;
     else
-        s->kb_head = b->next;
-    if (b->next)
-        b->next->prev = b->prev;
+        s->k_head = r->knext;
+    if (r->knext)
+        r->knext->kprev = r->kprev;
     else
-        s->kb_tail = b->prev;
-    b->prev = b->next = NULL;
+        s->k_tail = r->kprev;
+    r->kprev = r->knext = NULL;
+    s->kept_bytes -= bytes;
 }
 
 static size_t batch_bytes(const struct ep_batch *b)
@@ -191,24 +167,18 @@ void ep_task_forget(struct ep_task *t)
     struct ep_server *s = t->fn->s;
     if (t->kind != K_SUBMIT || t->state != T_DONE)
         return;
-    kt_unlink(s, t);
-    s->kept_bytes -= t->outlen;
-    thash_del(s, t);
+    kept_del(s, &t->r, t->outlen);
+    hash_del(s, &t->r);
     task_free(t);
 }
 
 static void batch_free(struct ep_server *s, struct ep_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
-        thash_del(s, &b->tasks[i]);
+        hash_del(s, &b->tasks[i].r);
         free(b->tasks[i].out);
     }
-    for (struct ep_batch **pp = &s->bh[b->id & (s->bhn - 1)]; *pp; pp = &(*pp)->hnext)
-        if (*pp == b) {
-            *pp = b->hnext;
-            s->bcount--;
-            break;
-        }
+    hash_del(s, &b->r);
     free(b->tasks);
     free(b->body);
     free(b);
@@ -219,26 +189,18 @@ void ep_batch_forget(struct ep_batch *b)
     struct ep_server *s = b->fn->s;
     if (b->done != b->n)
         return;
-    kb_unlink(s, b);
-    s->kept_bytes -= batch_bytes(b);
+    kept_del(s, &b->r, batch_bytes(b));
     batch_free(s, b);
 }
 
 static void evict(struct ep_server *s, double older_than)
 {
-    for (;;) {
-        struct ep_task *t = s->kt_head;
-        struct ep_batch *b = s->kb_head;
-        if (!t && !b)
-            return;
-        bool take_t = t && (!b || t->finished_at <= b->finished_at);
-        double at = take_t ? t->finished_at : b->finished_at;
-        if (s->kept_bytes <= s->cfg->max_results && at >= older_than)
-            return;
-        if (take_t)
-            ep_task_forget(t);
+    while (s->k_head &&
+           (s->kept_bytes > s->cfg->max_results || s->k_head->finished_at < older_than)) {
+        if (s->k_head->is_batch)
+            ep_batch_forget((struct ep_batch *)s->k_head);
         else
-            ep_batch_forget(b);
+            ep_task_forget((struct ep_task *)s->k_head);
     }
 }
 
@@ -260,7 +222,7 @@ static void task_finish(struct ep_task *t, int code, const void *data, size_t le
     if (len)
         memcpy(t->out, data, len);
     t->outlen = len;
-    t->finished_at = now;
+    t->r.finished_at = now;
     free(t->inown);
     t->inown = NULL;
     t->in = NULL;
@@ -277,14 +239,7 @@ static void task_finish(struct ep_task *t, int code, const void *data, size_t le
         task_free(t);
         break;
     case K_SUBMIT:
-        t->prev = s->kt_tail;
-        t->next = NULL;
-        if (s->kt_tail)
-            s->kt_tail->next = t;
-        else
-            s->kt_head = t;
-        s->kt_tail = t;
-        s->kept_bytes += t->outlen;
+        kept_add(s, &t->r, t->outlen);
         evict(s, 0);
         break;
     case K_BATCH: {
@@ -293,15 +248,8 @@ static void task_finish(struct ep_task *t, int code, const void *data, size_t le
             break;
         free(b->body);
         b->body = NULL;
-        b->finished_at = now;
-        b->prev = s->kb_tail;
-        b->next = NULL;
-        if (s->kb_tail)
-            s->kb_tail->next = b;
-        else
-            s->kb_head = b;
-        s->kb_tail = b;
-        s->kept_bytes += batch_bytes(b);
+        b->r.finished_at = now;
+        kept_add(s, &b->r, batch_bytes(b));
         ep_http_batch_done(b);
         evict(s, 0);
         break;
@@ -525,7 +473,7 @@ static int worker_msg(struct ep_worker *w, int type, const unsigned char *p, uin
             uint32_t ol = hp_epw_get32(p + off + 9);
             off += 13;
             struct ep_task *t = w->inflight[w->head];
-            if (ol > len - off || t->id != id)
+            if (ol > len - off || t->r.id != id)
                 goto bad;
             w->head++;
             task_finish(t, status ? EPC_FAILED : EPC_OK, p + off, ol);
@@ -693,7 +641,7 @@ static void fn_dispatch(struct ep_fn *fn)
             unsigned char th[12];
             q_del(fn, t);
             t->state = T_RUNNING;
-            hp_epw_put64(th, t->id);
+            hp_epw_put64(th, t->r.id);
             hp_epw_put32(th + 8, (uint32_t)t->inlen);
             evbuffer_add(out, th, sizeof(th));
             if (t->inlen)
@@ -748,7 +696,7 @@ struct ep_task *ep_task_submit(struct ep_fn *fn, int kind, const void *in, size_
         return NULL;
     }
     struct ep_task *t = hp_xcalloc(1, sizeof(*t));
-    t->id = ++s->next_id;
+    t->r.id = ++s->next_id;
     t->fn = fn;
     t->kind = kind;
     if (inlen) {
@@ -759,7 +707,7 @@ struct ep_task *ep_task_submit(struct ep_fn *fn, int kind, const void *in, size_
     t->inlen = inlen;
     t->queued_at = hp_now();
     if (kind == K_SUBMIT)
-        thash_add(s, t);
+        hash_add(s, &t->r);
     q_push(fn, t, false);
     fn_dispatch(fn);    /* results come later, from the event loop */
     return t;
@@ -778,7 +726,8 @@ struct ep_batch *ep_batch_submit(struct ep_fn *fn, unsigned char *body, size_t b
         return NULL;
     }
     struct ep_batch *b = hp_xcalloc(1, sizeof(*b));
-    b->id = ++s->next_id;
+    b->r.id = ++s->next_id;
+    b->r.is_batch = true;
     b->fn = fn;
     b->n = n;
     b->body = body;
@@ -786,17 +735,17 @@ struct ep_batch *ep_batch_submit(struct ep_fn *fn, unsigned char *body, size_t b
     b->tasks = hp_xcalloc(n, sizeof(*b->tasks));
     s->next_id += n;
     double now = hp_now();
-    bhash_add(s, b);
+    hash_add(s, &b->r);
     for (size_t i = 0; i < n; i++) {
         struct ep_task *t = &b->tasks[i];
-        t->id = b->id + 1 + i;
+        t->r.id = b->r.id + 1 + i;
         t->fn = fn;
         t->batch = b;
         t->kind = K_BATCH;
         t->in = body + offs[i];
         t->inlen = lens[i];
         t->queued_at = now;
-        thash_add(s, t);
+        hash_add(s, &t->r);
         q_push(fn, t, false);
     }
     fn_dispatch(fn);
@@ -889,10 +838,7 @@ void ep_pool_stop(struct ep_server *s)
 
 void ep_pool_free(struct ep_server *s)
 {
-    while (s->kt_head)
-        ep_task_forget(s->kt_head);
-    while (s->kb_head)
-        ep_batch_forget(s->kb_head);
+    evict(s, INFINITY);
     for (size_t i = 0; i < s->nfn; i++) {
         struct ep_fn *fn = &s->fns[i];
         for (int k = 0; k < fn->nw; k++) {
@@ -905,6 +851,5 @@ void ep_pool_free(struct ep_server *s)
         free(fn->init_error);
     }
     free(s->fns);
-    free(s->th);
-    free(s->bh);
+    free(s->h);
 }
