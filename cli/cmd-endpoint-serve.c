@@ -174,6 +174,13 @@ int cmd_endpoint_serve(int argc, char **argv)
         rc = hp_cli_fail(HP_ESYS, "cannot create %s: %s", dir, strerror(errno));
         goto out;
     }
+    char *absdir = realpath(dir, NULL);   /* the daemon changes to / */
+    if (absdir) {
+        free(dir);
+        dir = absdir;
+        free(log);
+        log = hp_path_join(dir, "endpoint.log");
+    }
     struct hp_ep_serve_opts so = { .name = name, .state_dir = dir, .self_exe = exe,
                                    .log = stderr, .ready = print_ready };
     if (!daemon) {

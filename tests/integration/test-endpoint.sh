@@ -371,6 +371,15 @@ check "no token over the socket: 401" test "$CODE" = 401
 check "stop it" stop_wait "$PID"
 check "the socket is removed" test ! -e "$T/ep.sock"
 
+# --- relative paths: config, --state-dir (the daemon changes to /)
+(cd "$T" && "$HP" endpoint serve --config ep/ep.yaml --name t5 --state-dir relstate --daemon) >"$T/start.json" 2>"$T/start.err"
+check "serve with a relative --config and --state-dir" test -f "$T/relstate/endpoint.json"
+check "endpoint.json names the configuration by its absolute path" \
+    test "$(jq_ "$T/start.json" 'd["config"], d["state_dir"]')" = "('$T/ep/ep.yaml', '$T/relstate')"
+PID=$(jq_ "$T/start.json" 'd["pid"]')
+check "stop it" stop_wait "$PID"
+check "its endpoint.json is removed" test ! -e "$T/relstate/endpoint.json"
+
 # --- TLS on loopback (tls.always)
 ( cd "$T/ep" &&
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
@@ -430,5 +439,5 @@ expect_rc 0 "--help" "$HP" endpoint serve --help
 check "--help shows the synopsis" contains "$OUT" "usage: hpcport endpoint serve --config FILE"
 
 check "no sanitizer reports in the endpoint logs" \
-    bash -c "! grep -l 'Sanitizer' '$SD'/*/endpoint.log"
+    bash -c "! grep -l 'Sanitizer' '$SD'/*/endpoint.log '$T/relstate/endpoint.log'"
 done_testing
