@@ -107,6 +107,7 @@ struct ep_fn {
     char *init_error;                 /* the last worker start failure */
     double retry_at;
     double cost;                      /* seconds per call, moving average */
+    size_t solo;                      /* calls to send one per chunk (after a crash) */
     uint64_t calls[EPC__N];
     uint64_t hist[EP_NBUCKETS + 1];
     double seconds_sum;

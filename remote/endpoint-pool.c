@@ -391,12 +391,22 @@ static void worker_gone(struct ep_worker *w, int st, int code, const char *msg)
     if (was == W_INITFAILED)
         return;
     ep_log(s, "function %s worker %d: %s", fn->cfg->name, w->index, msg);
-    if (w->head < w->nin) {
-        struct ep_task *first = w->inflight[w->head];
-        for (size_t i = w->nin; i-- > w->head + 1;)
-            q_push(fn, w->inflight[i], true);
+    if (w->nin - w->head == 1 || (s->stopping && w->head < w->nin)) {
+        size_t from = w->head, to = w->nin;
         w->head = w->nin = 0;
-        task_fail(first, code ? code : EPC_CRASHED, msg);
+        for (size_t i = from; i < to; i++)
+            task_fail(w->inflight[i], code ? code : EPC_CRASHED, msg);
+    } else if (w->head < w->nin) {
+        /* a chunk: the worker may have finished some of these calls
+         * without sending their results yet, so which one crashed or hung
+         * is not known. Run them again one at a time: the culprit then
+         * fails alone. */
+        size_t n = w->nin - w->head;
+        for (size_t i = w->nin; i-- > w->head;)
+            q_push(fn, w->inflight[i], true);
+        fn->solo += n;
+        ep_log(s, "function %s: %zu calls of that worker's chunk run again one by one",
+               fn->cfg->name, n);
     }
     w->head = w->nin = 0;
     if (s->stopping)
@@ -623,6 +633,8 @@ static void fn_dispatch(struct ep_fn *fn)
             want = by_cost;
         if (want > HP_EPW_CHUNK_CALLS)
             want = HP_EPW_CHUNK_CALLS;
+        if (fn->solo)
+            want = 1;
         for (struct ep_task *t = fn->qhead; t && n < want; t = t->next) {
             if (n && bytes + 12 + t->inlen > HP_EPW_CHUNK_BYTES)
                 break;
@@ -648,6 +660,8 @@ static void fn_dispatch(struct ep_fn *fn)
                 evbuffer_add(out, t->in, t->inlen);
             w->inflight[k] = t;
         }
+        if (fn->solo)
+            fn->solo--;
         w->head = 0;
         w->nin = n;
         w->state = W_BUSY;

@@ -159,6 +159,19 @@ req POST /v1/functions/echo/call --data-binary still
 check "other functions kept serving" test "$CODE $BODY" = "200 still"
 req GET /v1/health
 check "health counts the restart" test "$(jq_ "$T/body" 'd["workers"]["restarts"]')" = 1
+RESTARTS=1
+
+for i in 1 2 3 4 5 6 7 8; do   # teach it that calls are cheap: they go in chunks
+    req POST /v1/functions/segfault/call --data-binary ok
+done
+frames ok ok x ok ok >"$T/batch"
+req POST /v1/functions/segfault/batch --data-binary @"$T/batch"
+BID=$(jq_ "$T/body" 'd["batch"]')
+req GET "/v1/batches/$BID?wait=10"
+check "a crash inside a chunk of calls fails only the call that crashed" \
+    test "$(unframes "$T/body" | tr '\n' '|')" = "0 |0 |1 worker killed by signal 11 (Segmentation fault)|0 |0 |"
+check "... the others ran again one by one (logged)" \
+    grep -q 'function segfault: [2-5] calls of that worker.s chunk run again one by one' "$D/endpoint.log"
 
 # --- a function that never returns
 t0=$(date +%s.%N)
@@ -299,7 +312,7 @@ check "keep-alive: three requests on one connection" \
     test "$(grep -c 'Re-using existing connection' "$T/verbose")" = 2
 req GET /v1/metrics
 check "metrics: calls by function and result" \
-    grep -q '^hpcport_endpoint_calls_total{function="segfault",result="crashed"} 1$' "$T/body"
+    grep -q '^hpcport_endpoint_calls_total{function="segfault",result="crashed"} 2$' "$T/body"
 check "metrics: call time histogram" grep -q '^hpcport_endpoint_call_seconds_bucket{function="echo",le="+Inf"} ' "$T/body"
 check "metrics: queue, workers busy, restarts" \
     bash -c "grep -q '^hpcport_endpoint_queue_depth 0$' '$T/body' && grep -q '^hpcport_endpoint_workers_busy ' '$T/body' && grep -q '^hpcport_endpoint_worker_restarts_total [1-9]' '$T/body'"
