@@ -2,9 +2,11 @@
  *
  * Each function has its own queue and workers. A worker gets a chunk of
  * queued calls when it is idle (many calls per message, so batches are
- * cheap) and answers them in order. A worker that dies fails the call it
- * was on (crashed, or timeout when the server killed it) and the rest of its
- * chunk goes back to the front of the queue; a replacement starts at once. */
+ * cheap; the chunk size follows the measured cost of a call, so slow calls
+ * go one at a time) and answers them in order. A worker that dies fails the
+ * call it was on (crashed, or timeout when the server killed it) and a
+ * replacement starts at once; when it died inside a chunk, the chunk's
+ * unanswered calls run again one at a time, so only the culprit fails. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
