@@ -23,10 +23,12 @@ typedef int (*hp_cmd_fn)(int argc, char **argv);
 /* Each subcommand: argv[0] is the subcommand name. Returns the exit status. */
 int cmd_adapters(int argc, char **argv);
 int cmd_auth(int argc, char **argv);
+int cmd_call(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_disconnect(int argc, char **argv);
+int cmd_endpoint(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
@@ -35,6 +37,7 @@ int cmd_site(int argc, char **argv);
 int cmd_sites(int argc, char **argv);
 int cmd_ssh(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_tunnel(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
