@@ -80,6 +80,16 @@ struct hp_site {
     char *gpu_request;       /* never NULL: "gpus-per-node" (also when unstated),
                                 "gres", "gpus" or "none" */
     int no_memory_request;   /* memory_request: none: jobs state no memory */
+    struct hp_site_rest {    /* scheduler.rest (type slurmrest); url NULL when absent */
+        char *url;           /* without a trailing '/' */
+        char *via;           /* "direct" (default), "ssh" or "proxy" */
+        char *proxy;         /* for via proxy */
+        char *api;           /* "v0.0.38" by default */
+        char *user;          /* NULL: the login user */
+        char *token_source;  /* "scontrol" (default), "key" or "env" */
+        char *key_file;      /* for source key, ~ expanded */
+        int64_t token_lifetime;  /* seconds, default 1800 */
+    } rest;
     /* login */
     char *login_host;        /* NULL for local */
     char *login_user;
