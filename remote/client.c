@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include "hpcport-client.h"
 
@@ -22,8 +23,8 @@ struct hp_client {
     char *unix_path;            /* or NULL */
     struct curl_slist *auth;    /* "Authorization: Bearer ..." (wiped on close) */
     double timeout;
-    hp_client_socket_fn sock_fn;
-    void *sock_ud;
+    hp_client_connect_fn hook;
+    void *hook_ud;
     char sock_err[512];
 };
 
@@ -97,29 +98,21 @@ static curl_socket_t open_cb(void *ud, curlsocktype purpose, struct curl_sockadd
 {
     struct hp_client *c = ud;
     (void)purpose;
-    (void)addr;
     c->sock_err[0] = '\0';
-    int fd = c->sock_fn(c->sock_ud, c->sock_err, sizeof(c->sock_err));
-    if (fd < 0 && !c->sock_err[0])
-        snprintf(c->sock_err, sizeof(c->sock_err), "cannot open a connection to the endpoint");
-    return fd < 0 ? CURL_SOCKET_BAD : fd;
+    if (c->hook(c->hook_ud, c->sock_err, sizeof(c->sock_err)) < 0) {
+        if (!c->sock_err[0])
+            snprintf(c->sock_err, sizeof(c->sock_err), "cannot open a connection to the endpoint");
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
-static int sockopt_cb(void *ud, curl_socket_t fd, curlsocktype purpose)
+void hp_client_set_connect_hook(struct hp_client *c, hp_client_connect_fn fn, void *ud)
 {
-    (void)ud;
-    (void)fd;
-    (void)purpose;
-    return CURL_SOCKOPT_ALREADY_CONNECTED;
-}
-
-void hp_client_set_socket_fn(struct hp_client *c, hp_client_socket_fn fn, void *ud)
-{
-    c->sock_fn = fn;
-    c->sock_ud = ud;
+    c->hook = fn;
+    c->hook_ud = ud;
     curl_easy_setopt(c->h, CURLOPT_OPENSOCKETFUNCTION, fn ? open_cb : NULL);
     curl_easy_setopt(c->h, CURLOPT_OPENSOCKETDATA, fn ? c : NULL);
-    curl_easy_setopt(c->h, CURLOPT_SOCKOPTFUNCTION, fn ? sockopt_cb : NULL);
 }
 
 /* ------------------------------------------------------------- open/close */
@@ -324,10 +317,9 @@ static int request(struct hp_client *c, const char *method, const char *path,
         return seterr(err, HP_CLIENT_EINVAL, 0, "out of memory");
     snprintf(url, ulen, "%s%s", c->base, path);
 
-    struct curl_slist *hdrs = NULL, *last = NULL;
+    struct curl_slist *hdrs = NULL;
     for (struct curl_slist *s = c->auth; s; s = s->next)
-        hdrs = last = curl_slist_append(hdrs, s->data);
-    (void)last;
+        hdrs = curl_slist_append(hdrs, s->data);
     char ct[128];
     if (body) {
         snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "application/octet-stream");

@@ -69,12 +69,12 @@ char *hp_client_read_token(const char *path, struct hp_client_error *err);
 void hp_client_token_free(char *token);
 /* Seconds a request may take in all (0 = no limit; the default). */
 void hp_client_set_timeout(struct hp_client *c, double seconds);
-/* Instead of connecting, ask fn for a connected stream socket each time a
- * connection is needed (a tunnel: hpcport uses this to reach an endpoint
- * over SSH). fn returns the descriptor (the client closes it) or -1; its
- * message (NUL-terminated, errlen bytes) then becomes the error. */
-typedef int (*hp_client_socket_fn)(void *ud, char *errmsg, size_t errlen);
-void hp_client_set_socket_fn(struct hp_client *c, hp_client_socket_fn fn, void *ud);
+/* Call fn before each new connection is made (hpcport uses this to open a
+ * tunnel that a local forward then joins to the connection). fn returns 0,
+ * or -1 with a message (NUL-terminated, errlen bytes) that becomes the
+ * request's error. */
+typedef int (*hp_client_connect_fn)(void *ud, char *errmsg, size_t errlen);
+void hp_client_set_connect_hook(struct hp_client *c, hp_client_connect_fn fn, void *ud);
 void hp_client_close(struct hp_client *c);
 
 /* Call function fn with input in[0..inlen) and wait for its output: *out

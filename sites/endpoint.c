@@ -11,6 +11,7 @@
 #include "endpoint.h"
 #include "conn.h"
 #include "doc.h"
+#include "fwd.h"
 #include "hpcport-client.h"
 #include "site.h"
 #include "stage.h"
@@ -32,6 +33,7 @@ void hp_ep_release(struct hp_ep *ep)
     free(ep->local_dir);
     free(ep->token_path);
     json_decref(ep->record);
+    hp_fwd_free(ep->fwd);
     memset(ep, 0, sizeof(*ep));
 }
 
@@ -554,36 +556,49 @@ int hp_ep_stop(struct hp_conn *conn, const struct hp_ep *ep, double wait_s, stru
 
 /* ------------------------------------------------------------ the client */
 
+/* Before curl connects to the forward: a tunnel to the endpoint, queued for
+ * that connection. */
 static int tunnel_fn(void *ud, char *msg, size_t len)
 {
     struct hp_ep *ep = ud;
     struct hp_err e;
     hp_err_init(&e);
     int fd = hp_conn_tunnel(ep->conn, ep->host, ep->port, &e);
-    if (fd < 0)
+    if (fd < 0) {
         snprintf(msg, len, "cannot reach endpoint '%s' at %s:%d on site '%s': %s", ep->name,
                  ep->host, ep->port, ep->site, e.msg);
-    return fd;
+        return -1;
+    }
+    if (hp_fwd_push(ep->fwd, fd) < 0) {
+        close(fd);
+        snprintf(msg, len, "too many connections to endpoint '%s' at once", ep->name);
+        return -1;
+    }
+    return 0;
 }
 
 struct hp_client *hp_ep_client(struct hp_conn *conn, struct hp_ep *ep, double timeout,
                                struct hp_err *err)
 {
     struct hp_client_error ce;
+    if (!ep->fwd && !(ep->fwd = hp_fwd_new(err)))
+        return NULL;
     char *token = hp_client_read_token(ep->token_path, &ce);
     if (!token) {
         hp_err_set(err, HP_EAUTH, "%s: run `hpcport endpoint start %s --config FILE`",
                    ce.message, ep->site);
         return NULL;
     }
-    struct hp_client *c = hp_client_open("http://127.0.0.1", token, &ce);
+    char *url = hp_xasprintf("http://127.0.0.1:%d", hp_fwd_port(ep->fwd));
+    struct hp_client *c = hp_client_open(url, token, &ce);
     hp_client_token_free(token);
+    free(url);
     if (!c) {
         hp_err_set(err, HP_ESYS, "%s", ce.message);
         return NULL;
     }
     ep->conn = conn;
-    hp_client_set_socket_fn(c, tunnel_fn, ep);
+    hp_client_set_connect_hook(c, tunnel_fn, ep);
     hp_client_set_timeout(c, timeout);
     return c;
 }

@@ -26,6 +26,7 @@ struct hp_conn;
 struct hp_site;
 struct hp_client;
 struct hp_client_error;
+struct hp_fwd;
 
 struct hp_ep {
     char *site, *name;
@@ -37,6 +38,7 @@ struct hp_ep {
     char *token_path;            /* this machine's token file */
     json_t *record;              /* the record (owned) */
     struct hp_conn *conn;        /* borrowed, for tunnels (hp_ep_client) */
+    struct hp_fwd *fwd;          /* the local forward curl connects to (owned) */
 };
 
 void hp_ep_release(struct hp_ep *ep);
@@ -70,8 +72,9 @@ int hp_ep_check(struct hp_conn *conn, const struct hp_ep *ep, json_t **remote,
  * all the same). */
 int hp_ep_stop(struct hp_conn *conn, const struct hp_ep *ep, double wait_s, struct hp_err *err);
 
-/* A client of ep's HTTP API whose connections are tunnels over conn (conn
- * and ep must outlive it); timeout as hp_client_set_timeout. */
+/* A client of ep's HTTP API whose connections are tunnels over conn, joined
+ * to curl's connections by a local forward (fwd.h) (conn and ep must outlive
+ * it; release the client before ep); timeout as hp_client_set_timeout. */
 struct hp_client *hp_ep_client(struct hp_conn *conn, struct hp_ep *ep, double timeout,
                                struct hp_err *err);
 
