@@ -8,7 +8,7 @@
 #include <string.h>
 #include "cli.h"
 #include "conn.h"
-#include "endpoint.h"
+#include "endpoint-ref.h"
 #include "hpcport-client.h"
 #include "site.h"
 #include "util.h"

@@ -1,5 +1,5 @@
 /* cmd-endpoint.c - hpcport endpoint start|stop|status: a site's function
- * endpoint managed from this machine (sites/endpoint.h); `serve` (what runs
+ * endpoint managed from this machine (sites/endpoint-ref.h); `serve` (what runs
  * on the site) is cmd-endpoint-serve.c's. */
 #include <getopt.h>
 #include <stdio.h>
@@ -8,14 +8,11 @@
 #include <jansson.h>
 #include "cli.h"
 #include "conn.h"
-#include "endpoint.h"
+#include "endpoint-ref.h"
 #include "hpcport-client.h"
 #include "site.h"
 #include "util.h"
 #include "banned.h"
-
-/* cmd-endpoint-serve.c, when built in */
-int cmd_endpoint_serve(int argc, char **argv) __attribute__((weak));
 
 enum { OPT_CONFIG = 256, OPT_NAME, OPT_JSON, OPT_BATCH, OPT_WAIT };
 
@@ -265,8 +262,6 @@ int cmd_endpoint(int argc, char **argv)
         return 0;
     }
     if (!strcmp(sub, "serve")) {
-        if (!cmd_endpoint_serve)
-            return hp_cli_fail(HP_EUSAGE, "this hpcport was built without the endpoint server");
         return cmd_endpoint_serve(argc - 1, argv + 1);
     }
     int (*fn)(struct args *) = !strcmp(sub, "start") ? do_start

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "conn.h"
-#include "endpoint.h"
+#include "endpoint-ref.h"
 #include "site.h"
 #include "util.h"
 #include "banned.h"

@@ -41,6 +41,7 @@ static const struct cmd commands[] = {
 
 /* Documented in hpcport(1) but not listed by --help (debugging aids). */
 static const struct cmd hidden_commands[] = {
+    { "endpoint-worker", cmd_endpoint_worker, "a worker process of an endpoint (internal)" },
     { "ssh", cmd_ssh, "run one command on a site's login host" },
 };
 

@@ -1,4 +1,4 @@
-/* endpoint.h - a site's function endpoint (`hpcport endpoint serve`, see
+/* endpoint-ref.h - a site's function endpoint (`hpcport endpoint serve`, see
  * remote/) seen from this machine: started and stopped over the site's
  * connection, its token kept here, its HTTP API reached through tunnels of
  * that connection with the client of remote/hpcport-client.h.
@@ -16,8 +16,8 @@
  * "started","endpoint": the server's endpoint.json}.
  *
  * Functions return 0 / -1 with err unless their comment says otherwise. */
-#ifndef HP_ENDPOINT_H
-#define HP_ENDPOINT_H
+#ifndef HP_ENDPOINT_REF_H
+#define HP_ENDPOINT_REF_H
 
 #include <jansson.h>
 #include "err.h"

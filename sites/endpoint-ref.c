@@ -1,4 +1,4 @@
-/* endpoint.c - a site's function endpoint from this machine (endpoint.h). */
+/* endpoint-ref.c - a site's function endpoint from this machine (endpoint-ref.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
-#include "endpoint.h"
+#include "endpoint-ref.h"
 #include "conn.h"
 #include "doc.h"
 #include "fwd.h"
