@@ -152,6 +152,8 @@ struct hp_client *hp_client_open(const char *where, const char *token,
         size_t n = c->base ? strlen(c->base) : 0;
         while (n > 0 && c->base[n - 1] == '/')
             c->base[--n] = '\0';
+        if (n >= 3 && !strcmp(c->base + n - 3, "/v1"))   /* the API's root is fine too */
+            c->base[n - 3] = '\0';
     } else {
         free(c);
         seterr(err, HP_CLIENT_EINVAL, 0,

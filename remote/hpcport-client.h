@@ -9,6 +9,7 @@
  *     by `hpcport tunnel SITE`;
  *   - "/path/to/socket" or "unix:/path/to/socket": a unix socket, e.g.
  *     `hpcport tunnel SITE --unix PATH` or an endpoint serving on one.
+ * A URL may end in /v1/ (the API's root, as `hpcport tunnel` prints it).
  * The token is the endpoint's bearer token (64 hex characters; the contents
  * of the token file that `hpcport endpoint start` keeps, see
  * hp_client_read_token()). It is sent as "Authorization: Bearer TOKEN" and

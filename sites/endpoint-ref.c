@@ -115,8 +115,12 @@ static int fill_from_record(struct hp_ep *ep, struct hp_err *err)
     if (!dir || !sdir || !host || port <= 0 || port > 65535)
         return hp_err_set(err, HP_ESTATE, "%s/endpoint.json is damaged: run `hpcport endpoint "
                           "start %s --config FILE` again", ep->local_dir, ep->site);
-    ep->dir = hp_xstrdup(dir);
-    ep->state_dir = hp_xstrdup(sdir);
+    char *d = hp_xstrdup(dir), *sd = hp_xstrdup(sdir);
+    free(ep->dir);
+    free(ep->state_dir);
+    free(ep->host);
+    ep->dir = d;
+    ep->state_dir = sd;
     ep->host = hp_xstrdup(host);
     ep->port = (int)port;
     ep->pid = (long)json_integer_value(json_object_get(e, "pid"));
@@ -250,7 +254,7 @@ static int cat_remote(struct hp_conn *conn, const char *path, struct hp_buf *out
         rc = 1;
         if (!strstr(eo.buf, "No such file"))
             rc = hp_err_set(err, HP_ESITE, "cannot read %s on the site: %s", path,
-                            hp_first_line(eo.buf) ? eo.buf : "cat failed");
+                            eo.len ? eo.buf : "cat failed");
     }
     hp_buf_release(&eo);
     return rc;
@@ -538,10 +542,11 @@ int hp_ep_stop(struct hp_conn *conn, const struct hp_ep *ep, double wait_s, stru
     }
     char *path = hp_xasprintf("%s/endpoint.json", ep->state_dir);
     char *waits = hp_xasprintf("%d", (int)(wait_s * 10));
-    /* poll on the site, one command: endpoint.json goes when it has stopped */
-    const char *wait_argv[] = { "sh", "-c", "i=0; while [ -e \"$1\" ] && [ $i -lt \"$2\" ]; "
-                                "do sleep 0.1; i=$((i+1)); done; [ ! -e \"$1\" ]",
-                                "sh", path, waits, NULL };
+    /* poll on the site, one command: endpoint.json goes when it has stopped
+     * serving, the process (and its lock) a moment later */
+    const char *wait_argv[] = { "sh", "-c", "i=0; while { [ -e \"$1\" ] || kill -0 \"$3\"; } "
+                                "2>/dev/null && [ $i -lt \"$2\" ]; do sleep 0.1; i=$((i+1)); "
+                                "done; [ $i -lt \"$2\" ]", "sh", path, waits, pid, NULL };
     int rc = run(conn, wait_argv, NULL, NULL, &st, wait_s + QUERY_TIMEOUT, err);
     if (rc == 0 && st != 0)
         rc = hp_err_set(err, HP_ESITE, "endpoint '%s' on site '%s' (process %ld) did not stop "
