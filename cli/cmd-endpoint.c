@@ -14,10 +14,12 @@
 #include "util.h"
 #include "banned.h"
 
-enum { OPT_CONFIG = 256, OPT_NAME, OPT_JSON, OPT_BATCH, OPT_WAIT };
+enum { OPT_CONFIG = 256, OPT_NAME, OPT_JSON, OPT_BATCH, OPT_WAIT, OPT_WALLTIME, OPT_PARTITION,
+       OPT_CORES, OPT_GPUS };
 
 static const char usage[] =
-    "usage: hpcport endpoint start SITE --config FILE [--name NAME] [--json]\n"
+    "usage: hpcport endpoint start SITE --config FILE [--name NAME] [--json] [--batch "
+    "[--walltime DURATION] [--partition NAME] [--cores N] [--gpus N] [--wait DURATION]]\n"
     "       hpcport endpoint stop SITE [--name NAME]\n"
     "       hpcport endpoint status SITE [--name NAME] [--json]\n"
     "       hpcport endpoint serve --config FILE [--name NAME] [--listen ADDR] "
@@ -41,13 +43,21 @@ static const char help[] =
     "    --name NAME        the endpoint's name (default: the configuration's name;\n"
     "                       for stop and status, the only one started on SITE)\n"
     "    --json             print JSON\n"
+    "    --batch            start it as a batch job through the site's scheduler: it\n"
+    "                       serves on the compute node's address with the TLS\n"
+    "                       certificate of the configuration (tls: {cert, key})\n"
+    "    --walltime, --partition, --cores, --gpus\n"
+    "                       the batch job's resources (defaults: the site's walltime\n"
+    "                       or 1 h, its default partition, 1 core, no GPU)\n"
+    "    --wait DURATION    how long start waits for the job to serve (default 5m)\n"
     "    --set, --workflow, --dir\n"
     "                       resolve SITE as other commands do\n"
     "    -h, --help         show this help\n";
 
 struct args {
-    const char *site, *config, *name;
-    int json, batch;
+    const char *site, *config, *name, *partition;
+    int json, batch, cores, gpus;
+    int64_t walltime, wait;
     struct hp_cli_siteargs sa;
 };
 
@@ -59,6 +69,11 @@ static int parse(int argc, char **argv, struct args *a)
         { "name", required_argument, NULL, OPT_NAME },
         { "json", no_argument, NULL, OPT_JSON },
         { "batch", no_argument, NULL, OPT_BATCH },
+        { "walltime", required_argument, NULL, OPT_WALLTIME },
+        { "partition", required_argument, NULL, OPT_PARTITION },
+        { "cores", required_argument, NULL, OPT_CORES },
+        { "gpus", required_argument, NULL, OPT_GPUS },
+        { "wait", required_argument, NULL, OPT_WAIT },
         HP_CLI_SITE_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -78,6 +93,26 @@ static int parse(int argc, char **argv, struct args *a)
         case OPT_NAME: a->name = optarg; break;
         case OPT_JSON: a->json = 1; break;
         case OPT_BATCH: a->batch = 1; break;
+        case OPT_PARTITION: a->partition = optarg; break;
+        case OPT_WALLTIME:
+        case OPT_WAIT: {
+            int64_t d = hp_parse_duration(optarg);
+            if (d <= 0)
+                return hp_cli_usage_error(usage, "%s '%s' is not a duration", argv[optind - 1],
+                                          optarg);
+            *(c == OPT_WAIT ? &a->wait : &a->walltime) = d;
+            break;
+        }
+        case OPT_CORES:
+        case OPT_GPUS: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 0 || v > 100000)
+                return hp_cli_usage_error(usage, "%s '%s' is not a count", argv[optind - 1],
+                                          optarg);
+            *(c == OPT_CORES ? &a->cores : &a->gpus) = (int)v;
+            break;
+        }
         case ':':
             return hp_cli_usage_error(usage, "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -111,12 +146,15 @@ static int do_start(struct args *a)
     struct hp_ep ep = { 0 };
     if (!a->config)
         return hp_cli_usage_error(usage, "start needs --config FILE");
-    if (a->batch)
-        return hp_cli_fail(HP_EUSAGE, "--batch is not supported yet: start the endpoint on the "
-                           "login node (without --batch)");
+    if (!a->batch && (a->walltime || a->partition || a->cores || a->gpus || a->wait))
+        return hp_cli_usage_error(usage, "--walltime, --partition, --cores, --gpus and --wait "
+                                  "go with --batch");
+    struct hp_ep_start_opts so = { .name = a->name, .batch = a->batch, .walltime = a->walltime,
+                                   .partition = a->partition, .cores = a->cores,
+                                   .gpus = a->gpus, .wait = (double)a->wait };
     struct hp_site *s = hp_cli_site(a->site, &a->sa, &err);
     if (!s || !(conn = hp_conn_open(s, &err)) ||
-        hp_ep_start(conn, s, a->config, a->name, &ep, &err) < 0) {
+        hp_ep_start(conn, s, a->config, &so, &ep, &err) < 0) {
         rc = hp_cli_error(&err);
         goto out;
     }
@@ -126,8 +164,12 @@ static int do_start(struct args *a)
         print_json(j);
         json_decref(j);
     } else {
-        printf("endpoint '%s' started on site '%s': process %ld, listening on %s:%d there\n",
-               ep.name, ep.site, ep.pid, ep.host, ep.port);
+        if (ep.job_id)
+            printf("endpoint '%s' started on site '%s' as job %s: process %ld, listening on "
+                   "%s:%d (TLS)\n", ep.name, ep.site, ep.job_id, ep.pid, ep.host, ep.port);
+        else
+            printf("endpoint '%s' started on site '%s': process %ld, listening on %s:%d "
+                   "there\n", ep.name, ep.site, ep.pid, ep.host, ep.port);
         printf("token file: %s\n", ep.token_path);
     }
 out:
@@ -146,7 +188,7 @@ static int do_stop(struct args *a)
     struct hp_ep ep = { 0 };
     struct hp_site *s = hp_cli_site(a->site, &a->sa, &err);
     if (!s || hp_ep_load(s->name, a->name, &ep, &err) < 0 ||
-        !(conn = hp_conn_open(s, &err)) || (r = hp_ep_stop(conn, &ep, 15, &err)) < 0) {
+        !(conn = hp_conn_open(s, &err)) || (r = hp_ep_stop(conn, s, &ep, 15, &err)) < 0) {
         rc = hp_cli_error(&err);
         goto out;
     }
@@ -214,7 +256,12 @@ static int do_status(struct args *a)
     } else {
         json_t *w = json_object_get(health, "workers"), *q = json_object_get(health, "queue");
         printf("endpoint '%s' on site '%s': running\n", ep.name, ep.site);
-        printf("  listening    %s:%d on the login node, process %ld\n", ep.host, ep.port, ep.pid);
+        if (ep.job_id)
+            printf("  listening    %s:%d (TLS), batch job %s, process %ld\n", ep.host, ep.port,
+                   ep.job_id, ep.pid);
+        else
+            printf("  listening    %s:%d on the login node, process %ld\n", ep.host, ep.port,
+                   ep.pid);
         printf("  version      %s\n", json_string_value(json_object_get(health, "version")));
         printf("  uptime       %.0f s\n", json_number_value(json_object_get(health, "uptime_s")));
         printf("  workers      %lld total, %lld busy, %lld restarts\n",

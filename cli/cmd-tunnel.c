@@ -312,11 +312,15 @@ int cmd_tunnel(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (unix_path) {
         printf("unix socket: %s\n", unix_path);
-        printf("url: http://localhost/v1/ (curl --unix-socket %s)\n", unix_path);
+        printf("url: %s://localhost/v1/ (curl --unix-socket %s)\n",
+               ep.tls_pin ? "https" : "http", unix_path);
     } else {
         int v6 = listen_addr && strchr(listen_addr, '[');
-        printf("url: http://%s:%d/v1/\n", v6 ? "[::1]" : "127.0.0.1", port);
+        printf("url: %s://%s:%d/v1/\n", ep.tls_pin ? "https" : "http", v6 ? "[::1]" : "127.0.0.1",
+               port);
     }
+    if (ep.tls_pin)     /* the certificate names the compute node, not this end */
+        printf("tls: the endpoint's public key pin is %s (curl --pinnedpubkey)\n", ep.tls_pin);
     printf("token file: %s\n", ep.token_path);
     printf("endpoint '%s' on site '%s'; Ctrl-C to stop\n", ep.name, ep.site);
     fflush(stdout);

@@ -115,6 +115,13 @@ void hp_client_set_connect_hook(struct hp_client *c, hp_client_connect_fn fn, vo
     curl_easy_setopt(c->h, CURLOPT_OPENSOCKETDATA, fn ? c : NULL);
 }
 
+void hp_client_set_pinned_key(struct hp_client *c, const char *pin)
+{
+    curl_easy_setopt(c->h, CURLOPT_PINNEDPUBLICKEY, pin);
+    curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, pin ? 0L : 1L);
+    curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, pin ? 0L : 2L);
+}
+
 /* ------------------------------------------------------------- open/close */
 
 struct hp_client *hp_client_open(const char *where, const char *token,

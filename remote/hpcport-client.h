@@ -76,6 +76,11 @@ void hp_client_set_timeout(struct hp_client *c, double seconds);
  * request's error. */
 typedef int (*hp_client_connect_fn)(void *ud, char *errmsg, size_t errlen);
 void hp_client_set_connect_hook(struct hp_client *c, hp_client_connect_fn fn, void *ud);
+/* https: accept the endpoint's certificate when its public key has this
+ * pin ("sha256//BASE64", as curl's --pinnedpubkey), whatever names it
+ * carries (the endpoint is reached through a tunnel, under another name).
+ * Without a pin, the system's certificate authorities verify it. */
+void hp_client_set_pinned_key(struct hp_client *c, const char *pin);
 void hp_client_close(struct hp_client *c);
 
 /* Call function fn with input in[0..inlen) and wait for its output: *out

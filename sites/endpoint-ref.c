@@ -8,11 +8,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include "adapter.h"
 #include "endpoint-ref.h"
 #include "conn.h"
 #include "doc.h"
 #include "fwd.h"
 #include "hpcport-client.h"
+#include "quote.h"
 #include "site.h"
 #include "stage.h"
 #include "util.h"
@@ -30,6 +36,8 @@ void hp_ep_release(struct hp_ep *ep)
     free(ep->dir);
     free(ep->state_dir);
     free(ep->host);
+    free(ep->job_id);
+    free(ep->tls_pin);
     free(ep->local_dir);
     free(ep->token_path);
     json_decref(ep->record);
@@ -124,6 +132,12 @@ static int fill_from_record(struct hp_ep *ep, struct hp_err *err)
     ep->host = hp_xstrdup(host);
     ep->port = (int)port;
     ep->pid = (long)json_integer_value(json_object_get(e, "pid"));
+    const char *job = json_string_value(json_object_get(r, "job_id"));
+    const char *pin = json_string_value(json_object_get(r, "tls_pin"));
+    free(ep->job_id);
+    free(ep->tls_pin);
+    ep->job_id = job ? hp_xstrdup(job) : NULL;
+    ep->tls_pin = pin ? hp_xstrdup(pin) : NULL;
     return 0;
 }
 
@@ -340,9 +354,213 @@ static void forget_local(const struct hp_ep *ep)
     free(path);
 }
 
-int hp_ep_start(struct hp_conn *conn, const struct hp_site *site, const char *config,
-                const char *name, struct hp_ep *ep, struct hp_err *err)
+/* The endpoint on the login node: `serve --daemon` returns once it listens
+ * and prints its endpoint.json. */
+static int start_daemon(struct hp_conn *conn, const struct hp_site *site, struct hp_ep *ep,
+                        const char *rcfg, json_t **info, struct hp_err *err)
 {
+    struct hp_buf out = HP_BUF_INIT, eo = HP_BUF_INIT;
+    const char *argv[] = { site->remote_hpcport, "endpoint", "serve", "--config", rcfg,
+                           "--name", ep->name, "--listen", "127.0.0.1:0",
+                           "--state-dir", ep->state_dir, "--daemon", NULL };
+    int st = 0, ret = -1;
+    if (run(conn, argv, &out, &eo, &st, START_TIMEOUT, err) < 0)
+        goto out;
+    if (st == 127) {
+        hp_err_set(err, HP_ESITE, "site '%s' has no '%s' to run: install hpcport there and "
+                   "set remote.hpcport in the site profile to its path", site->name,
+                   site->remote_hpcport);
+        goto out;
+    }
+    if (st != 0) {
+        size_t n = eo.len;
+        while (n && (eo.buf[n - 1] == '\n'))
+            eo.buf[--n] = '\0';
+        hp_err_set(err, HP_ESITE, "the endpoint did not start on site '%s' (exit %d): %s",
+                   site->name, st, n ? eo.buf : "(no message)");
+        goto out;
+    }
+    json_error_t je;
+    *info = json_loadb(out.buf, out.len, 0, &je);
+    if (!json_is_object(*info)) {
+        json_decref(*info);
+        *info = NULL;
+        hp_err_set(err, HP_ESITE, "`%s endpoint serve --daemon` on site '%s' printed no "
+                   "endpoint.json (%s): is remote.hpcport a matching hpcport?",
+                   site->remote_hpcport, site->name, je.text);
+        goto out;
+    }
+    ret = 0;
+out:
+    hp_buf_release(&out);
+    hp_buf_release(&eo);
+    return ret;
+}
+
+/* The last lines of a file on the site, for messages (new string). */
+static char *remote_tail(struct hp_conn *conn, const char *path)
+{
+    const char *argv[] = { "tail", "-n", "5", "--", path, NULL };
+    struct hp_buf out = HP_BUF_INIT;
+    struct hp_err e;
+    int st = 0;
+    hp_err_init(&e);
+    out.cap = 8192;
+    if (hp_conn_exec(conn, argv, NULL, 0, &out, NULL, &st, QUERY_TIMEOUT, &e) < 0 || st != 0)
+        hp_buf_reset(&out);
+    while (out.len && out.buf[out.len - 1] == '\n')
+        hp_buf_setlen(&out, out.len - 1);
+    for (size_t i = 0; i < out.len; i++)
+        if (out.buf[i] == '\n')
+            out.buf[i] = ' ';
+    return hp_buf_detach(&out, NULL);
+}
+
+/* The endpoint as a batch job through the site's adapter: it serves on the
+ * compute node's first address (TLS), and writes endpoint.json into the
+ * state directory on the shared file system; wait for that. */
+static int start_batch(struct hp_conn *conn, const struct hp_site *site,
+                       const struct hp_ep_start_opts *o, struct hp_ep *ep, const char *rcfg,
+                       char **job_id, json_t **info, struct hp_err *err)
+{
+    int ret = -1;
+    void *impl = NULL;
+    char *script = NULL, *marker = hp_xasprintf("%s/.submitted", ep->dir);
+    char *json = hp_xasprintf("%s/endpoint.json", ep->state_dir);
+    char *sout = hp_xasprintf("%s/job.out", ep->dir), *serr = hp_xasprintf("%s/job.err", ep->dir);
+    char *token = hp_xasprintf("ep%lx", (unsigned long)(hp_wall_now() * 1000));
+    struct hp_buf sh = HP_BUF_INIT, b = HP_BUF_INIT;
+    const struct hp_adapter_ops *ad = hp_adapter_for_site(site, err);
+    if (!ad)
+        goto out;
+    if (!ad->submit || !ad->status) {
+        hp_err_set(err, HP_ESITE, "site '%s': the %s adapter cannot run batch jobs", site->name,
+                   ad->name);
+        goto out;
+    }
+    const char *touch[] = { "sh", "-c", "mkdir -p \"$1\" && : > \"$2\"", "sh", ep->dir, marker,
+                            NULL };
+    int st = 0;
+    if (run(conn, touch, NULL, NULL, &st, QUERY_TIMEOUT, err) < 0)
+        goto out;
+    /* the node's first address (hostname -I leaves out loopback) */
+    hp_buf_adds(&sh, "addr=$(hostname -I 2>/dev/null | awk '{print $1}')\n"
+                     "[ -n \"$addr\" ] || addr=$(hostname -i | awk '{print $1}')\n"
+                     "case $addr in *:*) addr=\"[$addr]\";; esac\nexec ");
+    const char *words[] = { site->remote_hpcport, "endpoint", "serve", "--config", rcfg,
+                            "--name", ep->name, "--state-dir", ep->state_dir, NULL };
+    hp_sq_quote_argv(&sh, words);
+    hp_buf_adds(&sh, " --listen \"$addr:0\"\n");
+    script = hp_buf_detach(&sh, NULL);
+    if (ad->open && !(impl = ad->open(site, err)))
+        goto out;
+    struct hp_jobspec spec = {
+        .campaign = "endpoint", .instance = ep->name, .job_name = ep->name, .token = token,
+        .attempt = 1, .shell = script, .workdir = ep->dir, .stdout_path = sout,
+        .stderr_path = serr,
+        .res = { .nodes = 1, .ntasks = 1, .cores = o->cores > 0 ? o->cores : 1, .gpus = o->gpus,
+                 .walltime = o->walltime > 0 ? o->walltime
+                             : site->default_walltime > 0 ? site->default_walltime : 3600 },
+        .partition = o->partition,
+    };
+    int rc = ad->submit(impl, &spec, job_id, err);
+    if (rc != 0) {
+        if (rc > 0)
+            hp_err_set(err, HP_ESITE, "site '%s' cannot take the job now", site->name);
+        goto out;
+    }
+    /* wait: endpoint.json newer than the marker, while the job lives */
+    double end = hp_now() + (o->wait > 0 ? o->wait : 300);
+    const char *look[] = { "sh", "-c", "[ \"$1\" -nt \"$2\" ] && cat \"$1\" || exit 3", "sh",
+                           json, marker, NULL };
+    for (int i = 0;; i++) {
+        hp_buf_reset(&b);
+        if (run(conn, look, &b, NULL, &st, QUERY_TIMEOUT, err) < 0)
+            goto out;
+        if (st == 0 && (*info = json_loadb(b.buf, b.len, 0, NULL)))
+            break;
+        if (i % 4 == 3) {
+            const char *ids[] = { *job_id };
+            struct hp_jobstate js;
+            memset(&js, 0, sizeof(js));
+            if (ad->status(impl, ids, 1, &js, err) < 0)
+                goto out;
+            if (js.state >= HP_JOB_COMPLETED) {
+                char *t = remote_tail(conn, serr);
+                hp_err_set(err, HP_ESITE, "the endpoint's job %s on site '%s' ended (%s) before "
+                           "it served: %s", *job_id, site->name, js.reason[0] ? js.reason
+                           : hp_jobstate_name(js.state), t[0] ? t : "(nothing in job.err)");
+                free(t);
+                goto out;
+            }
+        }
+        if (hp_now() > end) {
+            if (ad->cancel)
+                ad->cancel(impl, *job_id, NULL);
+            hp_err_set(err, HP_ESITE, "the endpoint's job %s on site '%s' did not start serving "
+                       "within %g s (canceled); see %s", *job_id, site->name,
+                       o->wait > 0 ? o->wait : 300, serr);
+            goto out;
+        }
+        usleep(500000);
+    }
+    ret = 0;
+out:
+    if (ret < 0 && *job_id) {
+        free(*job_id);
+        *job_id = NULL;
+    }
+    if (impl && ad->close)
+        ad->close(impl);
+    hp_buf_release(&sh);
+    hp_buf_release(&b);
+    free(script);
+    free(marker);
+    free(json);
+    free(sout);
+    free(serr);
+    free(token);
+    return ret;
+}
+
+/* "sha256//BASE64" of the public key of the PEM certificate at path on the
+ * site, for curl's CURLOPT_PINNEDPUBLICKEY. */
+static char *cert_pin(struct hp_conn *conn, const char *path, struct hp_err *err)
+{
+    struct hp_buf pem = HP_BUF_INIT;
+    char *pin = NULL;
+    int rc = cat_remote(conn, path, &pem, err);
+    if (rc == 1)
+        hp_err_set(err, HP_ESITE, "the endpoint's certificate %s is not on the site", path);
+    if (rc != 0)
+        goto out;
+    BIO *bio = BIO_new_mem_buf(pem.buf, (int)pem.len);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    unsigned char *der = NULL;
+    int dlen = x ? i2d_PUBKEY(X509_get0_pubkey(x), &der) : -1;
+    if (dlen > 0) {
+        unsigned char md[32];
+        unsigned char b64[64];
+        SHA256(der, (size_t)dlen, md);
+        EVP_EncodeBlock(b64, md, 32);
+        pin = hp_xasprintf("sha256//%s", b64);
+    } else {
+        hp_err_set(err, HP_EINPUT, "%s on the site is not a PEM certificate", path);
+    }
+    OPENSSL_free(der);
+    X509_free(x);
+    BIO_free(bio);
+out:
+    hp_buf_release(&pem);
+    return pin;
+}
+
+int hp_ep_start(struct hp_conn *conn, const struct hp_site *site, const char *config,
+                const struct hp_ep_start_opts *o, struct hp_ep *ep, struct hp_err *err)
+{
+    const char *name = o ? o->name : NULL;
+    int batch = o && o->batch;
+    char *job_id = NULL, *pin = NULL;
     memset(ep, 0, sizeof(*ep));
     int ret = -1;
     char **files = NULL, *base = NULL, *cfgdir = NULL, *rcfg = NULL;
@@ -369,6 +587,13 @@ int hp_ep_start(struct hp_conn *conn, const struct hp_site *site, const char *co
     }
     if (config_files(doc, &files, err) < 0)
         goto out;
+    const char *cert = json_string_value(json_object_get(json_object_get(doc->root, "tls"),
+                                                         "cert"));
+    if (batch && !cert) {
+        hp_doc_err(doc, err, HP_EINPUT, "", 0, "--batch: the endpoint listens on the compute "
+                   "node's address, which needs TLS: add tls: {cert: FILE, key: FILE}");
+        goto out;
+    }
     cfgdir = hp_dirname(config);
     for (char **f = files; *f; f++) {
         char *lp = hp_path_join(cfgdir, *f);
@@ -401,33 +626,15 @@ int hp_ep_start(struct hp_conn *conn, const struct hp_site *site, const char *co
             goto out;
     }
 
-    const char *argv[] = { site->remote_hpcport, "endpoint", "serve", "--config", rcfg,
-                           "--name", name, "--listen", "127.0.0.1:0",
-                           "--state-dir", ep->state_dir, "--daemon", NULL };
-    int st = 0;
-    if (run(conn, argv, &out, &eo, &st, START_TIMEOUT, err) < 0)
+    if (batch ? start_batch(conn, site, o, ep, rcfg, &job_id, &info, err) < 0
+              : start_daemon(conn, site, ep, rcfg, &info, err) < 0)
         goto out;
-    if (st == 127) {
-        hp_err_set(err, HP_ESITE, "site '%s' has no '%s' to run: install hpcport there and "
-                   "set remote.hpcport in the site profile to its path", site->name,
-                   site->remote_hpcport);
-        goto out;
-    }
-    if (st != 0) {
-        size_t n = eo.len;
-        while (n && (eo.buf[n - 1] == '\n'))
-            eo.buf[--n] = '\0';
-        hp_err_set(err, HP_ESITE, "the endpoint did not start on site '%s' (exit %d): %s",
-                   site->name, st, n ? eo.buf : "(no message)");
-        goto out;
-    }
-    json_error_t je;
-    info = json_loadb(out.buf, out.len, 0, &je);
-    if (!json_is_object(info)) {
-        hp_err_set(err, HP_ESITE, "`%s endpoint serve --daemon` on site '%s' printed no "
-                   "endpoint.json (%s): is remote.hpcport a matching hpcport?",
-                   site->remote_hpcport, site->name, je.text);
-        goto out;
+    if (batch) {
+        char *cpath = cert[0] == '/' ? hp_xstrdup(cert) : hp_xasprintf("%s/%s", ep->dir, cert);
+        pin = cert_pin(conn, cpath, err);
+        free(cpath);
+        if (!pin)
+            goto out;
     }
     char *tpath = hp_xasprintf("%s/token", ep->state_dir);
     int rc = cat_remote(conn, tpath, &tok, err);
@@ -453,6 +660,10 @@ int hp_ep_start(struct hp_conn *conn, const struct hp_site *site, const char *co
                            "name", name, "dir", ep->dir, "state_dir", ep->state_dir,
                            "config", rcfg, "hpcport", site->remote_hpcport, "started", stamp,
                            "endpoint", info);
+    if (job_id) {
+        json_object_set_new(ep->record, "job_id", json_string(job_id));
+        json_object_set_new(ep->record, "tls_pin", json_string(pin));
+    }
     if (fill_from_record(ep, err) < 0 || save_local(ep, tok.buf, err) < 0)
         goto out;
     ret = 0;
@@ -467,6 +678,8 @@ out:
     free(base);
     free(cfgdir);
     free(rcfg);
+    free(job_id);
+    free(pin);
     hp_doc_free(doc);
     if (ret < 0)
         hp_ep_release(ep);
@@ -511,7 +724,25 @@ int hp_ep_check(struct hp_conn *conn, const struct hp_ep *ep, json_t **remote,
     return ret;
 }
 
-int hp_ep_stop(struct hp_conn *conn, const struct hp_ep *ep, double wait_s, struct hp_err *err)
+static int cancel_job(const struct hp_site *site, const char *job_id, struct hp_err *err)
+{
+    const struct hp_adapter_ops *ad = hp_adapter_for_site(site, err);
+    if (!ad)
+        return -1;
+    if (!ad->cancel)
+        return hp_err_set(err, HP_ESITE, "site '%s': the %s adapter cannot cancel job %s",
+                          site->name, ad->name, job_id);
+    void *impl = ad->open ? ad->open(site, err) : NULL;
+    if (ad->open && !impl)
+        return -1;
+    int rc = ad->cancel(impl, job_id, err);
+    if (ad->close)
+        ad->close(impl);
+    return rc;
+}
+
+int hp_ep_stop(struct hp_conn *conn, const struct hp_site *site, const struct hp_ep *ep,
+               double wait_s, struct hp_err *err)
 {
     struct hp_err e2;
     hp_err_init(&e2);
@@ -528,25 +759,33 @@ int hp_ep_stop(struct hp_conn *conn, const struct hp_ep *ep, double wait_s, stru
     json_decref(remote);
     char pid[32];
     snprintf(pid, sizeof(pid), "%ld", ep->pid);
-    const char *kill_argv[] = { "kill", "-TERM", pid, NULL };
-    int st = 0;
-    struct hp_buf eo = HP_BUF_INIT;
-    if (run(conn, kill_argv, NULL, &eo, &st, QUERY_TIMEOUT, err) < 0) {
+    if (ep->job_id) {
+        /* the scheduler signals the job (SIGTERM first) */
+        if (cancel_job(site, ep->job_id, err) < 0)
+            return -1;
+        snprintf(pid, sizeof(pid), "-1");   /* on another node: no kill -0 */
+    } else {
+        const char *kill_argv[] = { "kill", "-TERM", pid, NULL };
+        int st = 0;
+        struct hp_buf eo = HP_BUF_INIT;
+        if (run(conn, kill_argv, NULL, &eo, &st, QUERY_TIMEOUT, err) < 0) {
+            hp_buf_release(&eo);
+            return -1;
+        }
         hp_buf_release(&eo);
-        return -1;
-    }
-    hp_buf_release(&eo);
-    if (st != 0) {      /* gone between the check and the kill */
-        forget_local(ep);
-        return 1;
+        if (st != 0) {      /* gone between the check and the kill */
+            forget_local(ep);
+            return 1;
+        }
     }
     char *path = hp_xasprintf("%s/endpoint.json", ep->state_dir);
     char *waits = hp_xasprintf("%d", (int)(wait_s * 10));
     /* poll on the site, one command: endpoint.json goes when it has stopped
      * serving, the process (and its lock) a moment later */
-    const char *wait_argv[] = { "sh", "-c", "i=0; while { [ -e \"$1\" ] || kill -0 \"$3\"; } "
+    const char *wait_argv[] = { "sh", "-c", "i=0; while { [ -e \"$1\" ] || { [ \"$3\" != -1 ] && kill -0 \"$3\"; }; } "
                                 "2>/dev/null && [ $i -lt \"$2\" ]; do sleep 0.1; i=$((i+1)); "
                                 "done; [ $i -lt \"$2\" ]", "sh", path, waits, pid, NULL };
+    int st = 0;
     int rc = run(conn, wait_argv, NULL, NULL, &st, wait_s + QUERY_TIMEOUT, err);
     if (rc == 0 && st != 0)
         rc = hp_err_set(err, HP_ESITE, "endpoint '%s' on site '%s' (process %ld) did not stop "
@@ -594,7 +833,8 @@ struct hp_client *hp_ep_client(struct hp_conn *conn, struct hp_ep *ep, double ti
                    ce.message, ep->site);
         return NULL;
     }
-    char *url = hp_xasprintf("http://127.0.0.1:%d", hp_fwd_port(ep->fwd));
+    char *url = hp_xasprintf("%s://127.0.0.1:%d", ep->tls_pin ? "https" : "http",
+                             hp_fwd_port(ep->fwd));
     struct hp_client *c = hp_client_open(url, token, &ce);
     hp_client_token_free(token);
     free(url);
@@ -604,6 +844,8 @@ struct hp_client *hp_ep_client(struct hp_conn *conn, struct hp_ep *ep, double ti
     }
     ep->conn = conn;
     hp_client_set_connect_hook(c, tunnel_fn, ep);
+    if (ep->tls_pin)
+        hp_client_set_pinned_key(c, ep->tls_pin);
     hp_client_set_timeout(c, timeout);
     return c;
 }

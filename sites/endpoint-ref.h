@@ -19,6 +19,7 @@
 #ifndef HP_ENDPOINT_REF_H
 #define HP_ENDPOINT_REF_H
 
+#include <stdint.h>
 #include <jansson.h>
 #include "err.h"
 
@@ -34,6 +35,8 @@ struct hp_ep {
     char *host;                  /* where it listens, as seen from the login node */
     int port;
     long pid;
+    char *job_id;                /* the batch job serving it, or NULL (login node) */
+    char *tls_pin;               /* its TLS key's "sha256//..." pin, or NULL (no TLS) */
     char *local_dir;             /* this machine's record directory */
     char *token_path;            /* this machine's token file */
     json_t *record;              /* the record (owned) */
@@ -46,14 +49,26 @@ void hp_ep_release(struct hp_ep *ep);
 /* $XDG_STATE_HOME/hpcport/endpoints/SITE (new string). */
 char *hp_ep_site_dir(const char *site);
 
-/* Start endpoint name (NULL: the configuration's `name`) from the
- * configuration file config on site over conn: upload, `HPCPORT endpoint
- * serve --daemon` there, fetch endpoint.json and the token, and keep them
- * here. ep is filled. HP_EINPUT for a configuration that does not load or
+/* Start an endpoint from the configuration file config on site over conn:
+ * upload, `HPCPORT endpoint serve --daemon` on the login node (or, with
+ * o->batch, a batch job through the site's adapter that serves on the
+ * compute node's address with the configuration's TLS certificate, pinned
+ * by its public key here), fetch endpoint.json and the token, and keep
+ * them here. ep is filled. HP_EINPUT for a configuration that does not load or
  * names files that are missing; HP_ESITE when the site cannot start it (the
  * server's own message). */
+struct hp_ep_start_opts {
+    const char *name;            /* NULL: the configuration's name */
+    int batch;                   /* as a batch job through the site's adapter */
+    /* batch only: */
+    int64_t walltime;            /* seconds; 0: the site's default, else 1 h */
+    const char *partition;       /* NULL: the site's default */
+    int cores, gpus;             /* on the node; 0: 1 core, no GPU */
+    double wait;                 /* seconds to wait for it to serve; 0: 300 */
+};
+
 int hp_ep_start(struct hp_conn *conn, const struct hp_site *site, const char *config,
-                const char *name, struct hp_ep *ep, struct hp_err *err);
+                const struct hp_ep_start_opts *o, struct hp_ep *ep, struct hp_err *err);
 
 /* The record of site's endpoint name kept here; with name NULL, the only one
  * kept for site (several: HP_EUSAGE listing them). HP_ENOTFOUND when none
@@ -67,10 +82,11 @@ int hp_ep_load(const char *site, const char *name, struct hp_ep *ep, struct hp_e
 int hp_ep_check(struct hp_conn *conn, const struct hp_ep *ep, json_t **remote,
                 struct hp_err *err);
 
-/* Stop it (SIGTERM, then wait for its endpoint.json to go, up to wait_s
- * seconds) and forget it here. 1 when it was not running (forgotten
+/* Stop it (SIGTERM; a batch job is canceled), wait for its endpoint.json to
+ * go (up to wait_s seconds) and forget it here. 1 when it was not running (forgotten
  * all the same). */
-int hp_ep_stop(struct hp_conn *conn, const struct hp_ep *ep, double wait_s, struct hp_err *err);
+int hp_ep_stop(struct hp_conn *conn, const struct hp_site *site, const struct hp_ep *ep,
+               double wait_s, struct hp_err *err);
 
 /* A client of ep's HTTP API whose connections are tunnels over conn, joined
  * to curl's connections by a local forward (fwd.h) (conn and ep must outlive

@@ -16,7 +16,8 @@ TAG="hpe$$"
 RBIN="$HP_H_USER_HOME/.$TAG-bin"
 cleanup() {
     [ -n "${TPID:-}" ] && kill "$TPID" 2>/dev/null
-    "$HP" endpoint stop ep >/dev/null 2>&1
+    "$HP" endpoint stop ep --name demo >/dev/null 2>&1
+    "$HP" endpoint stop ep --name bdemo >/dev/null 2>&1
     "${SSH[@]}" "rm -rf ~/.$TAG" >/dev/null 2>&1
     rm -rf "$RBIN" "$T"
 }
@@ -171,6 +172,44 @@ check "start: ... says to set remote.hpcport" contains "$ERR" "remote.hpcport"
 check "start: ... and keeps nothing here" test ! -e "$tokfile"
 printf 'name: x\nfunctions:\n  - {name: f, library: ../f.so, symbol: s}\n' > "$T/cfg/bad.yaml"
 expect_rc 3 "start: a library outside the configuration's directory" "$HP" endpoint start ep --config "$T/cfg/bad.yaml"
+
+# ---- --batch: the endpoint as a Slurm job, serving TLS on the node's address
+mkdir -p "$T/cfg/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=hpcport-test-node \
+    -keyout "$T/cfg/tls/key.pem" -out "$T/cfg/tls/cert.pem" >/dev/null 2>&1
+chmod 0600 "$T/cfg/tls/key.pem"
+sed -e 's/^name: demo/name: bdemo/' "$T/cfg/demo.yaml" > "$T/cfg/bdemo.yaml"
+echo "tls: {cert: tls/cert.pem, key: tls/key.pem}" >> "$T/cfg/bdemo.yaml"
+expect_rc 3 "start --batch: a configuration without tls is refused" "$HP" endpoint start ep --config "$T/cfg/demo.yaml" --batch
+check "start --batch: ... saying TLS" contains "$ERR" "TLS"
+expect_rc 2 "start: --walltime without --batch is a usage error" "$HP" endpoint start ep --config "$T/cfg/demo.yaml" --walltime 5m
+expect_rc 0 "start --batch: a Slurm job serves the endpoint" "$HP" endpoint start ep --config "$T/cfg/bdemo.yaml" --batch --walltime 10m --json
+echo "$OUT" > "$T/batch.json"
+job=$(jget "$T/batch.json" 'd["job_id"]')
+check "start --batch: the record names the job" test -n "$job"
+check "start --batch: the job runs in Slurm" sh -c "squeue -h -j '$job' -o %T | grep -q RUNNING"
+check "start --batch: it listens on the node's address with TLS" test "$(jget "$T/batch.json" 'd["endpoint"]["tls"] and d["endpoint"]["listen"]["host"] != "127.0.0.1"')" = True
+check "start --batch: the token is not in the output" test -z "$(grep -F "$(cat "$XDG_STATE_HOME/hpcport/endpoints/ep/bdemo/token")" "$T/batch.json")"
+expect_rc 0 "status --batch endpoint" "$HP" endpoint status ep --name bdemo
+check "status: names the job and TLS" contains "$OUT" "batch job $job"
+expect_rc 0 "call through the login node to the compute node (TLS)" "$HP" call ep upper --name bdemo --input "$T/in.txt"
+check "call: the output" test "$OUT" = "HELLO ENDPOINT"
+expect_rc 12 "call: a crash on the compute node: exit 12" "$HP" call ep crash --name bdemo
+"$HP" tunnel ep --name bdemo > "$T/tunnel.out" 2> "$T/tunnel.err" &
+TPID=$!
+wait_for 30 grep -q '^url: ' "$T/tunnel.out"
+url=$(sed -n 's/^url: //p' "$T/tunnel.out")
+pin=$(sed -n 's/^tls: .* pin is \([^ ]*\) .*/\1/p' "$T/tunnel.out")
+check "tunnel: an https URL and the key's pin" test "${url%%:*}" = https -a -n "$pin"
+btok=$(cat "$XDG_STATE_HOME/hpcport/endpoints/ep/bdemo/token")
+out=$(curl -s -k --pinnedpubkey "$pin" -H "Authorization: Bearer $btok" --data-binary 'tls' "${url}functions/upper/call")
+check "tunnel: curl with the pinned key through the tunnel" test "$out" = TLS
+out=$(curl -s -k --pinnedpubkey "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" -H "Authorization: Bearer $btok" "${url}health")
+check "tunnel: a wrong pin is refused by curl" test -z "$out"
+kill -INT "$TPID"; wait "$TPID"; TPID=
+expect_rc 0 "stop --batch: the job is canceled" "$HP" endpoint stop ep --name bdemo
+check "stop --batch: the job is gone" wait_for 30 sh -c "! squeue -h -j '$job' -o %T 2>/dev/null | grep -q ."
+check "stop --batch: endpoint.json is gone" "${SSH[@]}" "test ! -e ~/.$TAG/hpcport/endpoints/bdemo/state/endpoint.json"
 
 check_sanitizers
 done_testing
