@@ -451,8 +451,6 @@ int hp_client_get(struct hp_client *c, const char *path, char **body, size_t *le
     return 0;
 }
 
-/* ------------------------------------------------------------- batches */
-
 static void put_be32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
@@ -478,6 +476,85 @@ static char *batch_path(struct hp_client *c, const char *kind, const char *id, c
     free(eid);
     return p;
 }
+
+/* ------------------------------------------------------------- tasks */
+
+int hp_client_submit(struct hp_client *c, const char *fn, const void *in, size_t inlen,
+                     char **task_id, struct hp_client_error *err)
+{
+    clearerr_(err);
+    *task_id = NULL;
+    if (!c || !fn || !*fn || (!in && inlen))
+        return seterr(err, HP_CLIENT_EINVAL, 0, "hp_client_submit: bad arguments");
+    char *path = batch_path(c, "functions", fn, "/submit");
+    if (!path)
+        return seterr(err, HP_CLIENT_EINVAL, 0, "out of memory");
+    struct rbuf b = { 0 };
+    long status = 0;
+    int rc = request(c, "POST", path, in ? in : "", inlen, NULL, 0, &b, &status, err);
+    free(path);
+    if (rc == 0 && status != 202 && status != 200)
+        rc = answer_error(status, &b, err);
+    if (rc == 0) {
+        json_t *j = json_loadb(b.p, b.len, 0, NULL);
+        const char *id = json_string_value(json_object_get(j, "task"));
+        if (id && (*task_id = strdup(id)) == NULL)
+            rc = seterr(err, HP_CLIENT_EINVAL, 0, "out of memory");
+        else if (!id)
+            rc = seterr(err, HP_CLIENT_EPROTOCOL, status, "the endpoint's answer names no task");
+        json_decref(j);
+    }
+    free(b.p);
+    return rc;
+}
+
+int hp_client_task_wait(struct hp_client *c, const char *task_id, double wait_s, void **out,
+                        size_t *outlen, struct hp_client_error *err)
+{
+    clearerr_(err);
+    *out = NULL;
+    *outlen = 0;
+    if (!c || !task_id || !*task_id || wait_s < 0)
+        return seterr(err, HP_CLIENT_EINVAL, 0, "hp_client_task_wait: bad arguments");
+    char tail[64];
+    snprintf(tail, sizeof(tail), "?wait=%.3f", wait_s);
+    char *path = batch_path(c, "tasks", task_id, tail);
+    if (!path)
+        return seterr(err, HP_CLIENT_EINVAL, 0, "out of memory");
+    struct rbuf b = { 0 };
+    long status = 0;
+    int rc = request(c, "GET", path, NULL, 0, NULL, wait_s, &b, &status, err);
+    free(path);
+    if (rc == 0 && status == 200) {
+        *out = b.p;
+        *outlen = b.len;
+        return 0;
+    }
+    if (rc == 0)
+        rc = status == 202 ? 1 : answer_error(status, &b, err);
+    free(b.p);
+    return rc;
+}
+
+int hp_client_task_cancel(struct hp_client *c, const char *task_id, struct hp_client_error *err)
+{
+    clearerr_(err);
+    if (!c || !task_id || !*task_id)
+        return seterr(err, HP_CLIENT_EINVAL, 0, "hp_client_task_cancel: bad arguments");
+    char *path = batch_path(c, "tasks", task_id, "");
+    if (!path)
+        return seterr(err, HP_CLIENT_EINVAL, 0, "out of memory");
+    struct rbuf b = { 0 };
+    long status = 0;
+    int rc = request(c, "DELETE", path, NULL, 0, NULL, 0, &b, &status, err);
+    free(path);
+    if (rc == 0 && status != 200)
+        rc = answer_error(status, &b, err);
+    free(b.p);
+    return rc;
+}
+
+/* ------------------------------------------------------------- batches */
 
 int hp_client_batch_submit(struct hp_client *c, const char *fn, const void *const *ins,
                            const size_t *inlens, size_t n, char **batch_id,

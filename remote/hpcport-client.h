@@ -90,6 +90,18 @@ void hp_client_close(struct hp_client *c);
 int hp_client_call(struct hp_client *c, const char *fn, const void *in, size_t inlen,
                    void **out, size_t *outlen, struct hp_client_error *err);
 
+/* Submit one call of fn without waiting: *task_id (new string). */
+int hp_client_submit(struct hp_client *c, const char *fn, const void *in, size_t inlen,
+                     char **task_id, struct hp_client_error *err);
+/* Wait up to wait_s seconds (0: just look) for task_id: 0 when it is done,
+ * with its output in *out, *outlen (as hp_client_call); 1 when it is not
+ * done yet; -1 with err, also when the call failed (its code and message). */
+int hp_client_task_wait(struct hp_client *c, const char *task_id, double wait_s, void **out,
+                        size_t *outlen, struct hp_client_error *err);
+/* Cancel task_id if it is still queued. */
+int hp_client_task_cancel(struct hp_client *c, const char *task_id,
+                          struct hp_client_error *err);
+
 /* Submit n inputs to fn as one batch; *batch_id: the batch's id (new string). */
 int hp_client_batch_submit(struct hp_client *c, const char *fn, const void *const *ins,
                            const size_t *inlens, size_t n, char **batch_id,
