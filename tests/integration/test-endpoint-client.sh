@@ -153,6 +153,40 @@ check "call with the old token: says to run endpoint start or status" contains "
 printf '%s\n' "$tok2" > "$tokfile"
 expect_rc 0 "call with the new token" "$HP" call ep upper --input "$T/in.txt"
 
+# ---- a workflow with function tasks: calls through the endpoint, a Slurm job after them
+mkdir -p "$T/wf"
+printf 'alpha' > "$T/wf/a.txt"
+printf 'beta' > "$T/wf/b.txt"
+cat > "$T/wf/wf.yaml" <<EOF
+name: $TAG-fn
+tasks:
+  up:
+    matrix: {x: [a, b]}
+    function: upper
+    endpoint: {name: demo}
+    input: "{x}.txt"
+    output: "out/{x}.up"
+  next:
+    after: up
+    command: [sh, -c, 'echo next > next.txt']
+    outputs: [next.txt]
+  crash:
+    function: crash
+    output: crash.out
+EOF
+expect_rc 0 "workflow: plan shows the function tasks as calls" "$HP" plan "$T/wf/wf.yaml" --site ep
+check "workflow: ... naming the function" contains "$OUT" "a call of 'upper' on endpoint demo"
+expect_rc 1 "workflow: run (function tasks and a Slurm job; the crash fails)" "$HP" run "$T/wf/wf.yaml" --site ep
+check "workflow: the outputs of the calls, written here" test "$(cat "$T/wf/out/a.up" "$T/wf/out/b.up")" = "ALPHABETA"
+check "workflow: the Slurm job after them ran and its output came back" test "$(cat "$T/wf/next.txt" 2>/dev/null)" = next
+check "workflow: the crashed call wrote no output" test ! -e "$T/wf/crash.out"
+check "workflow: the crash is reported with its reason" contains "$OUT$ERR" "crashed"
+"$HP" status "$TAG-fn" --tasks > "$T/wfstatus" 2>&1
+check "workflow: status lists the failed call" grep -q "crash" "$T/wfstatus"
+printf 'name: x\ntasks:\n  t:\n    command: [true]\n    output: o\n' > "$T/wf/bad.yaml"
+expect_rc 3 "workflow: output without function is refused" "$HP" validate "$T/wf/bad.yaml"
+check "workflow: ... at its line" contains "$ERR" "bad.yaml:5:5"
+
 # ---- the endpoint killed: status says endpoint.json is stale
 pid=$(jget "$XDG_STATE_HOME/hpcport/endpoints/ep/demo/endpoint.json" 'd["endpoint"]["pid"]')
 "${SSH[@]}" "kill -9 $pid" >/dev/null 2>&1
