@@ -180,15 +180,7 @@ static int pump(struct pair *p, int from)
         shutdown(p->fd[!from], SHUT_WR);
         return 0;
     }
-    for (ssize_t off = 0; off < r;) {
-        ssize_t w = write(p->fd[!from], buf + off, (size_t)(r - off));
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        off += w;
-    }
-    return 0;
+    return hp_write_all(p->fd[!from], buf, (size_t)r);
 }
 
 static int serve(int lfd, struct hp_conn *conn, struct hp_ep *ep)

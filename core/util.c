@@ -302,6 +302,21 @@ char *hp_dirname(const char *path)
     return hp_xstrndup(path, (size_t)(slash - path));
 }
 
+int hp_write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 int hp_mkdir_p(const char *path, unsigned mode)
 {
     char *p = hp_xstrdup(path);

@@ -62,6 +62,9 @@ char *hp_path_join(const char *a, const char *b);
 char *hp_dirname(const char *path);
 /* mkdir -p with mode; 0 on success, -1 with errno. */
 int hp_mkdir_p(const char *path, unsigned mode);
+/* Write all n bytes of buf to fd (again after EINTR and short writes); 0,
+ * or -1 with errno. */
+int hp_write_all(int fd, const void *buf, size_t n);
 /* Read a whole file (up to max bytes; larger -> -1 with errno=EFBIG). *out is
  * NUL-terminated; caller frees. */
 int hp_read_file(const char *path, size_t max, char **out, size_t *len);

@@ -477,6 +477,20 @@ static char *batch_path(struct hp_client *c, const char *kind, const char *id, c
     return p;
 }
 
+/* GET /v1/KIND/ID?wait=S into *b: -1 when no answer came (err). */
+static int get_wait(struct hp_client *c, const char *kind, const char *id, double wait_s,
+                    struct rbuf *b, long *status, struct hp_client_error *err)
+{
+    char tail[64];
+    snprintf(tail, sizeof(tail), "?wait=%.3f", wait_s);
+    char *path = batch_path(c, kind, id, tail);
+    if (!path)
+        return seterr(err, HP_CLIENT_EINVAL, 0, "out of memory");
+    int rc = request(c, "GET", path, NULL, 0, NULL, wait_s, b, status, err);
+    free(path);
+    return rc;
+}
+
 /* ------------------------------------------------------------- tasks */
 
 int hp_client_submit(struct hp_client *c, const char *fn, const void *in, size_t inlen,
@@ -516,15 +530,9 @@ int hp_client_task_wait(struct hp_client *c, const char *task_id, double wait_s,
     *outlen = 0;
     if (!c || !task_id || !*task_id || wait_s < 0)
         return seterr(err, HP_CLIENT_EINVAL, 0, "hp_client_task_wait: bad arguments");
-    char tail[64];
-    snprintf(tail, sizeof(tail), "?wait=%.3f", wait_s);
-    char *path = batch_path(c, "tasks", task_id, tail);
-    if (!path)
-        return seterr(err, HP_CLIENT_EINVAL, 0, "out of memory");
     struct rbuf b = { 0 };
     long status = 0;
-    int rc = request(c, "GET", path, NULL, 0, NULL, wait_s, &b, &status, err);
-    free(path);
+    int rc = get_wait(c, "tasks", task_id, wait_s, &b, &status, err);
     if (rc == 0 && status == 200) {
         *out = b.p;
         *outlen = b.len;
@@ -536,12 +544,11 @@ int hp_client_task_wait(struct hp_client *c, const char *task_id, double wait_s,
     return rc;
 }
 
-int hp_client_task_cancel(struct hp_client *c, const char *task_id, struct hp_client_error *err)
+/* DELETE /v1/KIND/ID; *canceled (may be NULL) from the answer. */
+static int delete_one(struct hp_client *c, const char *kind, const char *id, size_t *canceled,
+                      struct hp_client_error *err)
 {
-    clearerr_(err);
-    if (!c || !task_id || !*task_id)
-        return seterr(err, HP_CLIENT_EINVAL, 0, "hp_client_task_cancel: bad arguments");
-    char *path = batch_path(c, "tasks", task_id, "");
+    char *path = batch_path(c, kind, id, "");
     if (!path)
         return seterr(err, HP_CLIENT_EINVAL, 0, "out of memory");
     struct rbuf b = { 0 };
@@ -550,8 +557,22 @@ int hp_client_task_cancel(struct hp_client *c, const char *task_id, struct hp_cl
     free(path);
     if (rc == 0 && status != 200)
         rc = answer_error(status, &b, err);
+    if (rc == 0 && canceled) {
+        json_t *j = json_loadb(b.p, b.len, 0, NULL);
+        json_int_t k = json_integer_value(json_object_get(j, "canceled"));
+        *canceled = k > 0 ? (size_t)k : 0;
+        json_decref(j);
+    }
     free(b.p);
     return rc;
+}
+
+int hp_client_task_cancel(struct hp_client *c, const char *task_id, struct hp_client_error *err)
+{
+    clearerr_(err);
+    if (!c || !task_id || !*task_id)
+        return seterr(err, HP_CLIENT_EINVAL, 0, "hp_client_task_cancel: bad arguments");
+    return delete_one(c, "tasks", task_id, NULL, err);
 }
 
 /* ------------------------------------------------------------- batches */
@@ -664,15 +685,9 @@ int hp_client_batch_wait(struct hp_client *c, const char *batch_id, double wait_
         *done = 0;
     if (!c || !batch_id || !*batch_id || wait_s < 0)
         return seterr(err, HP_CLIENT_EINVAL, 0, "hp_client_batch_wait: bad arguments");
-    char tail[64];
-    snprintf(tail, sizeof(tail), "?wait=%.3f", wait_s);
-    char *path = batch_path(c, "batches", batch_id, tail);
-    if (!path)
-        return seterr(err, HP_CLIENT_EINVAL, 0, "out of memory");
     struct rbuf b = { 0 };
     long status = 0;
-    int rc = request(c, "GET", path, NULL, 0, NULL, wait_s, &b, &status, err);
-    free(path);
+    int rc = get_wait(c, "batches", batch_id, wait_s, &b, &status, err);
     if (rc == 0 && status == 200) {
         rc = parse_results(&b, results, n, err);
         if (rc == 0 && done)
@@ -701,21 +716,5 @@ int hp_client_batch_cancel(struct hp_client *c, const char *batch_id, size_t *ca
         *canceled = 0;
     if (!c || !batch_id || !*batch_id)
         return seterr(err, HP_CLIENT_EINVAL, 0, "hp_client_batch_cancel: bad arguments");
-    char *path = batch_path(c, "batches", batch_id, "");
-    if (!path)
-        return seterr(err, HP_CLIENT_EINVAL, 0, "out of memory");
-    struct rbuf b = { 0 };
-    long status = 0;
-    int rc = request(c, "DELETE", path, NULL, 0, NULL, 0, &b, &status, err);
-    free(path);
-    if (rc == 0 && status != 200)
-        rc = answer_error(status, &b, err);
-    if (rc == 0 && canceled) {
-        json_t *j = json_loadb(b.p, b.len, 0, NULL);
-        json_int_t k = json_integer_value(json_object_get(j, "canceled"));
-        *canceled = k > 0 ? (size_t)k : 0;
-        json_decref(j);
-    }
-    free(b.p);
-    return rc;
+    return delete_one(c, "batches", batch_id, canceled, err);
 }

@@ -79,20 +79,7 @@ int hp_ep_write_file(const char *path, const void *data, size_t len, unsigned mo
         hp_err_errno(err, "cannot create %s", tmp);
         goto out;
     }
-    const char *p = data;
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, p + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            hp_err_errno(err, "cannot write %s", tmp);
-            close(fd);
-            unlink(tmp);
-            goto out;
-        }
-        off += (size_t)w;
-    }
-    if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+    if (hp_write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
         hp_err_errno(err, "cannot write %s", tmp);
         close(fd);
         unlink(tmp);
