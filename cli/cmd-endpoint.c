@@ -23,7 +23,7 @@ static const char usage[] =
     "       hpcport endpoint stop SITE [--name NAME]\n"
     "       hpcport endpoint status SITE [--name NAME] [--json]\n"
     "       hpcport endpoint serve --config FILE [--name NAME] [--listen ADDR] "
-    "[--state-dir DIR] [--daemon]\n";
+    "[--state-dir DIR] [--daemon] [--check]\n";
 
 static const char help[] =
     "\n"

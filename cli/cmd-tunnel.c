@@ -180,7 +180,7 @@ static int pump(struct pair *p, int from)
         shutdown(p->fd[!from], SHUT_WR);
         return 0;
     }
-    return hp_write_all(p->fd[!from], buf, (size_t)r);
+    return hp_write_full(p->fd[!from], buf, (size_t)r);
 }
 
 static int serve(int lfd, struct hp_conn *conn, struct hp_ep *ep)

@@ -302,21 +302,6 @@ char *hp_dirname(const char *path)
     return hp_xstrndup(path, (size_t)(slash - path));
 }
 
-int hp_write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int hp_mkdir_p(const char *path, unsigned mode)
 {
     char *p = hp_xstrdup(path);
@@ -427,4 +412,37 @@ char *hp_state_dir(void)
 char *hp_data_dir(void)
 {
     return xdg_dir("XDG_DATA_HOME", ".local/share");
+}
+
+int hp_write_full(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int hp_read_full(int fd, void *p, size_t n)
+{
+    char *c = p;
+    while (n) {
+        ssize_t r = read(fd, c, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = 0;
+            return -1;
+        }
+        c += r;
+        n -= (size_t)r;
+    }
+    return 0;
 }

@@ -62,12 +62,14 @@ char *hp_path_join(const char *a, const char *b);
 char *hp_dirname(const char *path);
 /* mkdir -p with mode; 0 on success, -1 with errno. */
 int hp_mkdir_p(const char *path, unsigned mode);
-/* Write all n bytes of buf to fd (again after EINTR and short writes); 0,
- * or -1 with errno. */
-int hp_write_all(int fd, const void *buf, size_t n);
 /* Read a whole file (up to max bytes; larger -> -1 with errno=EFBIG). *out is
  * NUL-terminated; caller frees. */
 int hp_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* write(2)/read(2) all n bytes, retrying on EINTR and short counts. 0, or -1
+ * (errno set; a read that meets EOF first: -1 with errno 0). */
+int hp_write_full(int fd, const void *p, size_t n);
+int hp_read_full(int fd, void *p, size_t n);
 
 /* XDG directories for hpcport (new strings): $XDG_CONFIG_HOME/hpcport,
  * $XDG_STATE_HOME/hpcport, $XDG_DATA_HOME/hpcport. */

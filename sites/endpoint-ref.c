@@ -48,7 +48,7 @@ void hp_ep_release(struct hp_ep *ep)
 char *hp_ep_site_dir(const char *site)
 {
     char *state = hp_state_dir();
-    char *d = hp_xasprintf("%s/endpoints/%s", state, site);
+    char *d = hp_xasprintf("%s/endpoints/@%s", state, site);
     free(state);
     return d;
 }
@@ -79,7 +79,7 @@ int hp_ep_write_file(const char *path, const void *data, size_t len, unsigned mo
         hp_err_errno(err, "cannot create %s", tmp);
         goto out;
     }
-    if (hp_write_all(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+    if (hp_write_full(fd, data, len) < 0 || fchmod(fd, mode) < 0 || fsync(fd) < 0) {
         hp_err_errno(err, "cannot write %s", tmp);
         close(fd);
         unlink(tmp);

@@ -10,7 +10,10 @@
  * the login node's loopback (127.0.0.1, a free port): libssh2 1.10 has no
  * direct-streamlocal channel, so a unix socket could not be reached.
  *
- * On this machine, $XDG_STATE_HOME/hpcport/endpoints/SITE/NAME/ (0700)
+ * On this machine, $XDG_STATE_HOME/hpcport/endpoints/@SITE/NAME/ (0700;
+ * the '@' keeps these apart from the state directories of endpoints served
+ * on this machine, $XDG_STATE_HOME/hpcport/endpoints/NAME/, NAME never
+ * starting with '@')
  * holds `token` (0600; never printed or logged) and `endpoint.json`, the
  * record of the start: {"site","name","dir","state_dir","config","hpcport",
  * "started","endpoint": the server's endpoint.json}.
@@ -46,7 +49,7 @@ struct hp_ep {
 
 void hp_ep_release(struct hp_ep *ep);
 
-/* $XDG_STATE_HOME/hpcport/endpoints/SITE (new string). */
+/* $XDG_STATE_HOME/hpcport/endpoints/@SITE (new string). */
 char *hp_ep_site_dir(const char *site);
 
 /* Start an endpoint from the configuration file config on site over conn:

@@ -51,7 +51,7 @@ functions:
   - {name: fail, library: lib/libhpt-fns.so, symbol: hp_function_fail}
 EOF
 
-tokfile="$XDG_STATE_HOME/hpcport/endpoints/ep/demo/token"
+tokfile="$XDG_STATE_HOME/hpcport/endpoints/@ep/demo/token"
 remote_token() { "${SSH[@]}" "cat ~/.$TAG/hpcport/endpoints/demo/state/token"; }
 
 # ---- start
@@ -188,7 +188,7 @@ expect_rc 3 "workflow: output without function is refused" "$HP" validate "$T/wf
 check "workflow: ... at its line" contains "$ERR" "bad.yaml:5:5"
 
 # ---- the endpoint killed: status says endpoint.json is stale
-pid=$(jget "$XDG_STATE_HOME/hpcport/endpoints/ep/demo/endpoint.json" 'd["endpoint"]["pid"]')
+pid=$(jget "$XDG_STATE_HOME/hpcport/endpoints/@ep/demo/endpoint.json" 'd["endpoint"]["pid"]')
 "${SSH[@]}" "kill -9 $pid" >/dev/null 2>&1
 sleep 0.5
 expect_rc 10 "status of a killed endpoint: exit 10" "$HP" endpoint status ep
@@ -223,7 +223,7 @@ job=$(jget "$T/batch.json" 'd["job_id"]')
 check "start --batch: the record names the job" test -n "$job"
 check "start --batch: the job runs in Slurm" sh -c "squeue -h -j '$job' -o %T | grep -q RUNNING"
 check "start --batch: it listens on the node's address with TLS" test "$(jget "$T/batch.json" 'd["endpoint"]["tls"] and d["endpoint"]["listen"]["host"] != "127.0.0.1"')" = True
-check "start --batch: the token is not in the output" test -z "$(grep -F "$(cat "$XDG_STATE_HOME/hpcport/endpoints/ep/bdemo/token")" "$T/batch.json")"
+check "start --batch: the token is not in the output" test -z "$(grep -F "$(cat "$XDG_STATE_HOME/hpcport/endpoints/@ep/bdemo/token")" "$T/batch.json")"
 expect_rc 0 "status --batch endpoint" "$HP" endpoint status ep --name bdemo
 check "status: names the job and TLS" contains "$OUT" "batch job $job"
 expect_rc 0 "call through the login node to the compute node (TLS)" "$HP" call ep upper --name bdemo --input "$T/in.txt"
@@ -235,7 +235,7 @@ wait_for 30 grep -q '^url: ' "$T/tunnel.out"
 url=$(sed -n 's/^url: //p' "$T/tunnel.out")
 pin=$(sed -n 's/^tls: .* pin is \([^ ]*\) .*/\1/p' "$T/tunnel.out")
 check "tunnel: an https URL and the key's pin" test "${url%%:*}" = https -a -n "$pin"
-btok=$(cat "$XDG_STATE_HOME/hpcport/endpoints/ep/bdemo/token")
+btok=$(cat "$XDG_STATE_HOME/hpcport/endpoints/@ep/bdemo/token")
 out=$(curl -s -k --pinnedpubkey "$pin" -H "Authorization: Bearer $btok" --data-binary 'tls' "${url}functions/upper/call")
 check "tunnel: curl with the pinned key through the tunnel" test "$out" = TLS
 out=$(curl -s -k --pinnedpubkey "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" -H "Authorization: Bearer $btok" "${url}health")
