@@ -228,15 +228,17 @@ static int command_shell_problem(struct hp_workflow *wf, const char *tname, cons
     int cmd = json_object_get(def, "command") != NULL;
     int sh = json_object_get(def, "shell") != NULL;
     int fn = json_object_get(def, "function") != NULL;
-    if (cmd + sh + fn > 1)
-        return hp_doc_err(wf->doc, err, HP_EINPUT,
-                          wf_ptr(&wf->priv->arena, tptr, fn ? "function" : "shell"), 1,
-                          "task '%s' has more than one of 'command', 'shell' and 'function'; "
-                          "keep one", tname);
+    if (cmd && sh)
+        return hp_doc_err(wf->doc, err, HP_EINPUT, wf_ptr(&wf->priv->arena, tptr, "shell"), 1,
+                          "task '%s' has both 'command' and 'shell'; keep one", tname);
+    if (fn && (cmd || sh))
+        return hp_doc_err(wf->doc, err, HP_EINPUT, wf_ptr(&wf->priv->arena, tptr, "function"),
+                          1, "task '%s' has both 'function' and '%s'; keep one", tname,
+                          cmd ? "command" : "shell");
     if (!cmd && !sh && !fn)
         return hp_doc_err(wf->doc, err, HP_EINPUT, tptr, 1,
-                          "task '%s' needs a 'command' (argv list), a 'shell' script or a "
-                          "'function' of an endpoint", tname);
+                          "task '%s' needs a 'command' (argv list) or a 'shell' script (or a "
+                          "'function' of an endpoint)", tname);
     if (!fn) {
         const char *keys[] = { "endpoint", "input", "output" };
         for (int k = 0; k < 3; k++)
