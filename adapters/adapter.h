@@ -39,6 +39,13 @@ struct hp_jobspec {
     const char *result_path;  /* where the local adapter's spawner writes
                                  the exit record (crash recovery); may be NULL */
     int network;              /* task needs outbound network */
+    /* function tasks (`function:` in the workflow; the endpoint adapter,
+     * adapters/endpoint.c): a call instead of a job. NULL for jobs. */
+    const char *function;
+    const char *endpoint_site;   /* NULL: the run's site */
+    const char *endpoint_name;   /* NULL: the site's only endpoint */
+    const char *fn_input;        /* absolute path on this machine, or NULL (empty) */
+    const char *fn_output;       /* absolute path on this machine, or NULL */
 };
 
 enum hp_jobstate_kind {
@@ -160,6 +167,13 @@ const struct hp_adapter_ops *hp_adapter_find(const char *name);
  * a did-you-mean for an unknown name, or why a plugin was refused. */
 const struct hp_adapter_ops *hp_adapter_for_site(const struct hp_site *site,
                                                  struct hp_err *err);
+/* The endpoint adapter (adapters/endpoint.c): a plan whose workflow has
+ * function tasks runs through it; it calls their functions on endpoints
+ * (submit = the endpoint's submit, status = its task state, the output
+ * written here atomically) and hands every other job to the adapter of the
+ * site's scheduler. Its job ids are "endpoint:SITE:NAME:TASK". */
+extern const struct hp_adapter_ops hp_adapter_endpoint;
+
 /* NULL-terminated list of built-in adapters. */
 const struct hp_adapter_ops *const *hp_adapter_list(void);
 

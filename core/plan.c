@@ -174,6 +174,19 @@ void hp_plan_spec(const struct hp_plan *p, size_t i, int attempt, struct hp_jobs
     spec->stderr_path = st->stderr_path;
     spec->result_path = st->result_path;
     spec->network = in->network;
+    if (in->function) {
+        /* the call runs from this machine: its files are the workflow's */
+        const char *wd = p->wf->workdir;
+        spec->function = in->function;
+        spec->endpoint_site = in->endpoint_site;
+        spec->endpoint_name = in->endpoint_name;
+        if (in->fn_input)
+            spec->fn_input = st->fn_input = in->fn_input[0] == '/'
+                                                ? hp_xstrdup(in->fn_input)
+                                                : hp_path_join(wd, in->fn_input);
+        if (in->fn_output)
+            spec->fn_output = st->fn_output = hp_path_join(wd, in->fn_output);
+    }
 }
 
 void hp_spec_store_release(struct hp_spec_store *st)
@@ -185,6 +198,8 @@ void hp_spec_store_release(struct hp_spec_store *st)
     free(st->stdout_path);
     free(st->stderr_path);
     free(st->result_path);
+    free(st->fn_input);
+    free(st->fn_output);
     for (size_t i = 0; i < st->nenv; i++) {
         free(st->env[i].key);
         free(st->env[i].value);
@@ -478,6 +493,13 @@ struct hp_plan *hp_plan_new(const struct hp_workflow *wf, const struct hp_site *
     p->wf = wf;
     p->site = site;
     p->adapter = ad;
+    for (size_t i = 0; i < wf->ninst; i++)
+        if (wf->inst[i].function) {
+            /* function tasks are calls: the endpoint adapter makes them and
+             * hands the other tasks to the site's adapter */
+            p->adapter = &hp_adapter_endpoint;
+            break;
+        }
     p->campaign = hp_xstrdup(opts && opts->campaign ? opts->campaign : wf->name);
     if (!strcmp(site->scheduler, "local")) {
         p->dir = hp_campaign_dir(opts ? opts->state_dir : NULL, p->campaign);

@@ -55,6 +55,7 @@ void hp_plan_free(struct hp_plan *p);
 /* Strings a job spec points to; release with hp_spec_store_release(). */
 struct hp_spec_store {
     char *job_name, *token, *stdout_path, *stderr_path, *result_path;
+    char *fn_input, *fn_output;   /* function tasks: absolute paths here */
     struct hp_kv *env;       /* instance env + site env + proxy vars */
     size_t nenv;
 };

@@ -94,7 +94,7 @@ static struct hp_kv no_env[1];
 static void make_shared(struct wf_arena *a, const struct wf_cfg *cfg, struct shared *sh)
 {
     memset(sh, 0, sizeof(*sh));
-    if (!cfg->has_shell && all_konst(cfg->argv, cfg->argc))
+    if (!cfg->has_shell && !cfg->function && all_konst(cfg->argv, cfg->argc))
         sh->argv = render_list(a, cfg->argv, cfg->argc, NULL);
     if (all_konst(cfg->in, cfg->nin))
         sh->in = render_list(a, cfg->in, cfg->nin, NULL);
@@ -130,7 +130,28 @@ static int fill_instance(struct hp_workflow *wf, size_t t, const struct wf_cfg *
     memset(in, 0, sizeof(*in));
     in->task = t;
     in->id = (char *)make_id(a, task, m, vi);
-    if (cfg->has_shell) {
+    if (cfg->function) {
+        in->function = (char *)cfg->function;
+        in->endpoint_site = (char *)cfg->ep_site;
+        in->endpoint_name = (char *)cfg->ep_name;
+        if (cfg->has_fn_in)
+            in->fn_input = (char *)wf_tmpl_render(a, &cfg->fn_in, &ic);
+        if (cfg->has_fn_out) {
+            const char *why;
+            in->fn_output = (char *)wf_tmpl_render(a, &cfg->fn_out, &ic);
+            if ((why = wf_output_problem(in->fn_output)))
+                return hp_doc_err(wf->doc, err, HP_EINPUT, cfg->fn_out.ptr, 0,
+                                  "output '%s' of instance '%s' %s", in->fn_output, in->id, why);
+        }
+        /* what `hpcport plan` shows: the equivalent command on this machine */
+        const char *words[] = { "hpcport", "call", cfg->ep_site ? cfg->ep_site : "SITE",
+                                cfg->function, "--input", in->fn_input ? in->fn_input : "/dev/null",
+                                "--output", in->fn_output ? in->fn_output : "/dev/null" };
+        size_t nw = sizeof(words) / sizeof(words[0]);
+        in->argv = wf_alloc(a, (nw + 1) * sizeof(char *));
+        for (size_t k = 0; k < nw; k++)
+            in->argv[k] = wf_strdup(a, words[k]);
+    } else if (cfg->has_shell) {
         in->shell = (char *)wf_tmpl_render(a, &cfg->shell, &ic);
     } else if (sh->argv) {
         in->argv = sh->argv;

@@ -145,6 +145,12 @@ struct wf_cfg {
     struct wf_tmpl shell;
     struct wf_tmpl *in, *out;
     size_t nin, nout;
+    /* function tasks: the endpoint function instead of argv/shell */
+    const char *function;       /* NULL for command and shell tasks */
+    const char *ep_site, *ep_name;  /* endpoint: {site, name}; NULL = the run's site,
+                                       its only endpoint */
+    int has_fn_in, has_fn_out;
+    struct wf_tmpl fn_in, fn_out;
 };
 int wf_task_config(struct hp_workflow *wf, size_t t, const char *site, struct wf_cfg *cfg,
                    struct hp_err *err);

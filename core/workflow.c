@@ -220,19 +220,66 @@ static const json_t *site_layer(const json_t *obj, const char *site)
     return json_object_get(json_object_get(obj, "sites"), site);
 }
 
-/* Exactly one of command and shell. The schema says so too, but its oneOf
- * message cannot name the keys. */
+/* Exactly one of command, shell and function. The schema says so too, but
+ * its oneOf message cannot name the keys. */
 static int command_shell_problem(struct hp_workflow *wf, const char *tname, const char *tptr,
                                  const json_t *def, struct hp_err *err)
 {
     int cmd = json_object_get(def, "command") != NULL;
     int sh = json_object_get(def, "shell") != NULL;
+    int fn = json_object_get(def, "function") != NULL;
     if (cmd && sh)
         return hp_doc_err(wf->doc, err, HP_EINPUT, wf_ptr(&wf->priv->arena, tptr, "shell"), 1,
                           "task '%s' has both 'command' and 'shell'; keep one", tname);
-    if (!cmd && !sh)
+    if (fn && (cmd || sh))
+        return hp_doc_err(wf->doc, err, HP_EINPUT, wf_ptr(&wf->priv->arena, tptr, "function"),
+                          1, "task '%s' has both 'function' and '%s'; keep one", tname,
+                          cmd ? "command" : "shell");
+    if (!cmd && !sh && !fn)
         return hp_doc_err(wf->doc, err, HP_EINPUT, tptr, 1,
-                          "task '%s' needs a 'command' (argv list) or a 'shell' script", tname);
+                          "task '%s' needs a 'command' (argv list) or a 'shell' script (or a "
+                          "'function' of an endpoint)", tname);
+    if (!fn) {
+        const char *keys[] = { "endpoint", "input", "output" };
+        for (int k = 0; k < 3; k++)
+            if (json_object_get(def, keys[k]))
+                return hp_doc_err(wf->doc, err, HP_EINPUT,
+                                  wf_ptr(&wf->priv->arena, tptr, keys[k]), 1,
+                                  "'%s' goes with 'function' (task '%s' has none)", keys[k],
+                                  tname);
+    }
+    return 0;
+}
+
+/* function: NAME, endpoint: {site, name}, input: FILE, output: FILE */
+static int function_config(struct hp_workflow *wf, size_t t, const json_t *def,
+                           struct wf_cfg *cfg, struct hp_err *err)
+{
+    struct wf_arena *a = &wf->priv->arena;
+    const char *tname = wf->tasks[t].name, *tptr = wf->tasks[t].pointer;
+    const json_t *ep = json_object_get(def, "endpoint"), *v;
+    cfg->function = json_string_value(json_object_get(def, "function"));
+    if (!cfg->function || !*cfg->function)
+        return hp_doc_err(wf->doc, err, HP_EINPUT, wf_ptr(a, tptr, "function"), 0,
+                          "function of task '%s' must be a function name", tname);
+    cfg->ep_site = json_string_value(json_object_get(ep, "site"));
+    cfg->ep_name = json_string_value(json_object_get(ep, "name"));
+    if ((v = json_object_get(def, "input"))) {
+        cfg->has_fn_in = 1;
+        if (wf_tmpl_compile(wf, t, json_string_value(v), wf_ptr(a, tptr, "input"), 0,
+                            &cfg->fn_in, err) < 0)
+            return -1;
+    }
+    if ((v = json_object_get(def, "output"))) {
+        const char *why;
+        cfg->has_fn_out = 1;
+        if (wf_tmpl_compile(wf, t, json_string_value(v), wf_ptr(a, tptr, "output"), 0,
+                            &cfg->fn_out, err) < 0)
+            return -1;
+        if (cfg->fn_out.konst && (why = wf_output_problem(cfg->fn_out.konst)))
+            return hp_doc_err(wf->doc, err, HP_EINPUT, cfg->fn_out.ptr, 0,
+                              "output '%s' of task '%s' %s", cfg->fn_out.konst, tname, why);
+    }
     return 0;
 }
 
@@ -296,7 +343,10 @@ int wf_task_config(struct hp_workflow *wf, size_t t, const char *site, struct wf
     const json_t *cmd = json_object_get(def, "command"), *sh = json_object_get(def, "shell");
     if (command_shell_problem(wf, tname, tptr, def, err) < 0)
         goto out;
-    if (cmd) {
+    if (json_object_get(def, "function")) {
+        if (function_config(wf, t, def, cfg, err) < 0)
+            goto out;
+    } else if (cmd) {
         const char *cptr = wf_ptr(a, tptr, "command");
         if (!json_is_array(cmd) || !json_array_size(cmd)) {
             hp_doc_err(wf->doc, err, HP_EINPUT, cptr, 0,

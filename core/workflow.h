@@ -75,6 +75,13 @@ struct hp_instance {
     size_t *deps;       /* indices into wf->inst: per task of `after`, in that
                            order, ascending within each */
     size_t ndeps;
+    /* function tasks (`function: NAME`): a call of an endpoint function
+     * instead of a job; argv then only describes it ("hpcport call ...") */
+    char *function;      /* NULL for command and shell tasks */
+    char *endpoint_site; /* NULL: the run's site */
+    char *endpoint_name; /* NULL: the site's only endpoint started from here */
+    char *fn_input;      /* relative to the working directory, or absolute; NULL: empty */
+    char *fn_output;     /* relative, without ".."; NULL: the output is dropped */
 };
 
 struct hp_workflow {

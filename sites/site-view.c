@@ -406,6 +406,8 @@ int site_fill_view(struct site_ctx *c, struct hp_site *s)
     s->launcher = hp_xstrdup(launcher);
     s->setup = str_list(json_object_get(root, "setup"));
     fill_oauth(s);
+    const char *rh = json_string_value(at(root, "remote", "hpcport"));
+    s->remote_hpcport = hp_xstrdup(rh && *rh ? rh : "hpcport");
     s->modules = str_list(json_object_get(root, "modules"));
 
     json_t *env = json_object_get(root, "env");
@@ -483,6 +485,7 @@ void hp_site_free(struct hp_site *s)
     strv_free(s->shared);
     free(s->gpu_type);
     free(s->container_runtime);
+    free(s->remote_hpcport);
     strv_free(s->container_gpu_options);
     strv_free(s->container_binds);
     free(s->launcher);

@@ -128,6 +128,9 @@ struct hp_site {
 
     struct hp_site_oauth *oauth; /* NULL when the profile has no oauth section */
 
+    /* remote: what hpcport runs on the site */
+    char *remote_hpcport;    /* remote.hpcport: never NULL, default "hpcport" */
+
     /* provenance: set when a layer of this profile (or of a profile it
        extends) came from the site catalog, else NULL */
     char *catalog_url;       /* the catalog's URL (password removed) */

@@ -1604,6 +1604,10 @@ static void *tunnel_main(void *arg)
     }
     close(t->fd);
     ssh_release(s, l);
+    /* free this thread's OpenSSL state (its random generator) now: the
+     * thread-exit destructor may run after hp_ssh_close() has seen the count
+     * drop and the process has exited (LeakSanitizer reports it then) */
+    OPENSSL_thread_stop();
     s->tunnels--;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);

@@ -11,7 +11,7 @@ sqlite3 procps util-linux bash coreutils findutils bc diffutils patch
 passwd openssh-server openssh-client libpam-oath oathtool
 munge slurmctld slurmd slurm-client slurmdbd mariadb-server-core mariadb-client slurm-wlm-torque
 openssl lighttpd lighttpd-mod-openssl
-slurmrestd slurm-wlm-jwt-plugin tinyproxy curl"
+slurmrestd slurm-wlm-jwt-plugin tinyproxy curl iproute2"
 
 want="$PKGS"
 [ "${1:-}" = "--test" ] && want="$PKGS $TEST_PKGS"
