@@ -108,11 +108,14 @@ elif ! "$HP" tunnel --help > /dev/null 2>&1; then
     say "SSH tunnel: not run: $HP has no 'tunnel'"
 else
     . "$HP_HARNESS_DIR/env.sh"
-    export HPCPORT_SSH_CONFIG=$HP_H_SSH_CONFIG
+    # the login node is this machine: this build, where the test user can run it
+    R=$HP_H_USER_HOME/.bench-ep.$$
+    mkdir -p "$R/bin" && cp "$HP" "$R/bin/hpcport" && chown -R "$HP_H_USER:" "$R" && chmod 0755 "$R" "$R/bin"
+    export HPCPORT_SSH_CONFIG=$HP_H_SSH_CONFIG HPCPORT_NO_MASTER=1
     unset SSH_AUTH_SOCK HPCPORT_PROXY
     mkdir -p "$XDG_CONFIG_HOME/hpcport/sites"
-    printf 'name: bench\nscheduler: {type: slurm}\nlogin: {host: hp-login-direct}\n' \
-        > "$XDG_CONFIG_HOME/hpcport/sites/bench.yaml"
+    printf 'name: bench\nscheduler: {type: slurm}\nlogin: {host: hp-login-direct}\nfilesystems: {scratch: %s}\nremote: {hpcport: %s}\n' \
+        "$R" "$R/bin/hpcport" > "$XDG_CONFIG_HOME/hpcport/sites/bench.yaml"
     if ! "$HP" endpoint start bench --config "$CFG" > "$T/start.out" 2>&1; then
         say "SSH tunnel: 'hpcport endpoint start bench' failed: $(tail -3 "$T/start.out")"; fail=1
     else
@@ -120,7 +123,7 @@ else
         TUN_PID=$!
         URL=
         for _ in $(seq 100); do
-            URL=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$T/tunnel.out" | head -1)
+            URL=$(sed -n 's/^url: //p' "$T/tunnel.out")
             [ -n "$URL" ] && break
             kill -0 "$TUN_PID" 2>/dev/null || break
             sleep 0.1
@@ -140,6 +143,7 @@ else
         kill "$TUN_PID" 2>/dev/null; wait "$TUN_PID" 2>/dev/null; TUN_PID=
         "$HP" endpoint stop bench > /dev/null 2>&1 || say "SSH tunnel: 'hpcport endpoint stop bench' failed"
     fi
+    rm -rf "$R"
 fi
 
 # 4. Dask distributed
