@@ -27,6 +27,11 @@ int cmd_cancel(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_disconnect(int argc, char **argv);
+int cmd_endpoint(int argc, char **argv);
+/* cmd-endpoint-serve.c: `hpcport endpoint serve` (cmd_endpoint dispatches to
+ * it) and the hidden `hpcport endpoint-worker` the endpoint's workers run */
+int cmd_endpoint_serve(int argc, char **argv);
+int cmd_endpoint_worker(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_plan(int argc, char **argv);

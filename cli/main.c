@@ -25,6 +25,7 @@ static const struct cmd commands[] = {
     { "connect", cmd_connect, "log in to a site once and keep the connection for later commands" },
     { "cp", cmd_cp, "copy files to or from a site (checked, resumable)" },
     { "disconnect", cmd_disconnect, "stop a site's kept connection" },
+    { "endpoint", cmd_endpoint, "function endpoints: serve one on this machine" },
     { "help", cmd_help, "show help for a command" },
     { "logs", cmd_logs, "show the output of a task instance" },
     { "plan", cmd_plan, "show the job scripts a run would submit, and a portability lint" },
@@ -38,6 +39,7 @@ static const struct cmd commands[] = {
 
 /* Documented in hpcport(1) but not listed by --help (debugging aids). */
 static const struct cmd hidden_commands[] = {
+    { "endpoint-worker", cmd_endpoint_worker, "a worker process of an endpoint (internal)" },
     { "ssh", cmd_ssh, "run one command on a site's login host" },
 };
 

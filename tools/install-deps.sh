@@ -5,14 +5,14 @@ set -eu
 
 PKGS="gcc libc6-dev pkg-config meson ninja-build git python3
 libyaml-dev libjansson-dev libcurl4-openssl-dev libssh2-1-dev libssl-dev libgit2-dev
-libsqlite3-dev libpcre2-dev scdoc"
+libsqlite3-dev libpcre2-dev libevent-dev scdoc"
 # --bench: the test packages and these, for bench/bench-endpoint.sh
 BENCH_PKGS="python3-distributed"
 TEST_PKGS="libcmocka-dev json-schema-test-suite python3-jsonschema python3-yaml
 sqlite3 procps util-linux bash coreutils findutils bc diffutils patch
 passwd openssh-server openssh-client libpam-oath oathtool
 munge slurmctld slurmd slurm-client slurmdbd mariadb-server-core mariadb-client slurm-wlm-torque
-openssl lighttpd lighttpd-mod-openssl"
+openssl lighttpd lighttpd-mod-openssl curl"
 
 want="$PKGS"
 [ "${1:-}" = "--test" ] && want="$PKGS $TEST_PKGS"
