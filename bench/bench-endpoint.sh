@@ -95,9 +95,14 @@ else
     else
         say "batched calls failed"; fail=1
     fi
+    t0=$(date +%s.%N)
     kill -TERM "$EP_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$EP_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$EP_PID" 2>/dev/null; then say "the endpoint did not stop within 5 s of SIGTERM"; fail=1; fi
+    for _ in $(seq 150); do kill -0 "$EP_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$EP_PID" 2>/dev/null; then
+        say "the endpoint did not stop within 15 s of SIGTERM"; fail=1
+    else
+        say "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "the endpoint stopped %.1f s after SIGTERM", b - a }')"
+    fi
     EP_PID=
 fi
 
