@@ -8,12 +8,14 @@
 extern const struct hp_adapter_ops hp_adapter_local;
 extern const struct hp_adapter_ops hp_adapter_slurm;
 extern const struct hp_adapter_ops hp_adapter_pbs;
+extern const struct hp_adapter_ops hp_adapter_slurmrest;
 /* Further built-ins (pbs, ...) are declared here and listed below. */
 
 static const struct hp_adapter_ops *const builtins[] = {
     &hp_adapter_local,
     &hp_adapter_slurm,
     &hp_adapter_pbs,
+    &hp_adapter_slurmrest,
     NULL,
 };
 

@@ -78,6 +78,14 @@ int slurm_parse_sbatch(const char *out, char *id, size_t len);
  * ("NAME.hp<16 hex>.<attempt>-<hex>"), or NULL. Borrowed from name. */
 const char *slurm_name_token(const char *name);
 
+/* The Slurm adapter's render (the sbatch script), shared with slurmrest.c. */
+int slurm_render(const struct hp_jobspec *spec, const struct hp_site *site, struct hp_buf *out,
+                 struct hp_err *err);
+
+/* Messages of sbatch or slurmrestd that mean "not now": the controller is
+ * busy or unreachable; the job may exist nonetheless. NULL-terminated. */
+extern const char *const slurm_transient[];
+
 /* The job name render writes for spec (new string): "<job_name>.<token>". */
 char *slurm_job_name(const struct hp_jobspec *spec);
 

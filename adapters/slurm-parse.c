@@ -484,6 +484,12 @@ int slurm_parse_sacct_json(const char *text, struct slurm_rec **recs, size_t *n,
     return 0;
 }
 
+const char *const slurm_transient[] = {
+    "Socket timed out", "Unable to contact slurm controller", "temporarily unable",
+    "Resource temporarily unavailable", "Connection refused", "Zero Bytes were transmitted",
+    "slurm_persist_conn", NULL,
+};
+
 int slurm_parse_sbatch(const char *out, char *id, size_t len)
 {
     const char *p = out;

@@ -129,8 +129,8 @@ static int check_path(const char *what, const char *v, struct hp_err *err)
     return 0;
 }
 
-static int slurm_render(const struct hp_jobspec *spec, const struct hp_site *site,
-                        struct hp_buf *out, struct hp_err *err)
+int slurm_render(const struct hp_jobspec *spec, const struct hp_site *site, struct hp_buf *out,
+                 struct hp_err *err)
 {
     char buf[64];
     int nodes = spec->res.nodes > 0 ? spec->res.nodes : 1;
@@ -526,13 +526,6 @@ out:
     return ret;
 }
 
-/* sbatch messages that mean "not now" (the job may exist nonetheless) */
-static const char *const transient[] = {
-    "Socket timed out", "Unable to contact slurm controller", "temporarily unable",
-    "Resource temporarily unavailable", "Connection refused", "Zero Bytes were transmitted",
-    "slurm_persist_conn", NULL,
-};
-
 /* ------------------------------------------------------------- the ops */
 
 static void slurm_close(void *impl);
@@ -659,7 +652,7 @@ static int slurm_submit(void *impl, const struct hp_jobspec *spec, char **job_id
         if (status == 127) {
             hp_err_set(err, HP_ESITE, "site '%s': sbatch is not installed on the login node",
                        S->site->name);
-        } else if (hp_jobtab_says(eo.buf, transient)) {
+        } else if (hp_jobtab_says(eo.buf, slurm_transient)) {
             hp_jobtab_suspect_add(&S->jt, name);
             hp_err_set(err, HP_ESITE, "site '%s': sbatch: %s", S->site->name, msg);
             ret = 1;

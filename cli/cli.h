@@ -23,6 +23,7 @@ typedef int (*hp_cmd_fn)(int argc, char **argv);
 /* Each subcommand: argv[0] is the subcommand name. Returns the exit status. */
 int cmd_adapters(int argc, char **argv);
 int cmd_auth(int argc, char **argv);
+int cmd_call(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
@@ -40,6 +41,7 @@ int cmd_site(int argc, char **argv);
 int cmd_sites(int argc, char **argv);
 int cmd_ssh(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_tunnel(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 

@@ -21,11 +21,12 @@ struct cmd {
 static const struct cmd commands[] = {
     { "adapters", cmd_adapters, "list built-in adapters and adapter plugins, with their hooks" },
     { "auth", cmd_auth, "OAuth2 logins to a site's identity provider: login, status, logout, token" },
+    { "call", cmd_call, "call a function of a site's endpoint" },
     { "cancel", cmd_cancel, "cancel a campaign or some of its tasks" },
     { "connect", cmd_connect, "log in to a site once and keep the connection for later commands" },
     { "cp", cmd_cp, "copy files to or from a site (checked, resumable)" },
     { "disconnect", cmd_disconnect, "stop a site's kept connection" },
-    { "endpoint", cmd_endpoint, "function endpoints: serve one on this machine" },
+    { "endpoint", cmd_endpoint, "a site's function endpoint: start, stop, status (and serve)" },
     { "help", cmd_help, "show help for a command" },
     { "logs", cmd_logs, "show the output of a task instance" },
     { "plan", cmd_plan, "show the job scripts a run would submit, and a portability lint" },
@@ -33,6 +34,7 @@ static const struct cmd commands[] = {
     { "site", cmd_site, "list site profiles, show one with the origin of each value" },
     { "sites", cmd_sites, "the site catalog: sync shared profiles from a git repository" },
     { "status", cmd_status, "show campaigns and the state of their tasks" },
+    { "tunnel", cmd_tunnel, "expose a site's endpoint as a local port or unix socket" },
     { "validate", cmd_validate, "check workflow and site files against the schemas" },
     { "version", cmd_version, "print the version" },
 };

@@ -21,6 +21,10 @@ enum hp_errcode {
     HP_ESYS = 6,      /* I/O or system error */
     HP_ESTATE = 7,    /* campaign state store error */
     HP_ENOTFOUND = 8, /* campaign, task or file not found */
+    HP_EAUTH = 9,     /* an endpoint refused the token (stale or missing) */
+    HP_EUNAVAIL = 10, /* an endpoint is not running, not reachable, or full */
+    HP_ETIMEOUT = 11, /* an endpoint call timed out */
+    HP_ECRASHED = 12, /* an endpoint call's worker crashed (signal) */
     HP_EINTERNAL = 70 /* a bug */
 };
 

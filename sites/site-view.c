@@ -178,6 +178,53 @@ static int fill_partitions(struct site_ctx *c, struct hp_site *s, json_t *sched)
     return 0;
 }
 
+/* scheduler.rest: required for (and only for) type slurmrest */
+static int fill_rest(struct site_ctx *c, struct hp_site *s, json_t *sched)
+{
+    json_t *rest = json_object_get(sched, "rest"), *tok = json_object_get(rest, "token");
+    struct hp_site_rest *r = &s->rest;
+    int is_rest = !strcmp(s->scheduler, "slurmrest");
+    if (!rest && !is_rest)
+        return 0;
+    if (!is_rest)
+        return site_err(c, HP_ESITE, "/scheduler/rest", 0, "scheduler.rest is only for scheduler "
+                        "type slurmrest, and this site's type is '%s'", s->scheduler);
+    if (!rest)
+        return site_err(c, HP_ESITE, "/scheduler/type", 0, "scheduler type slurmrest needs "
+                        "scheduler.rest.url (where slurmrestd listens)");
+    r->url = opt_str(json_object_get(rest, "url"));
+    size_t l = r->url ? strlen(r->url) : 0;
+    if (l && r->url[l - 1] == '/')
+        r->url[l - 1] = '\0';
+    const char *v = json_string_value(json_object_get(rest, "via"));
+    r->via = hp_xstrdup(v ? v : "direct");
+    r->proxy = opt_str(json_object_get(rest, "proxy"));
+    v = json_string_value(json_object_get(rest, "api"));
+    r->api = hp_xstrdup(v ? v : "v0.0.38");
+    r->user = opt_str(json_object_get(rest, "user"));
+    v = json_string_value(json_object_get(tok, "source"));
+    r->token_source = hp_xstrdup(v ? v : "scontrol");
+    char *kf = opt_str(json_object_get(tok, "key_file"));
+    if (kf && !strncmp(kf, "~/", 2) && getenv("HOME")) {
+        r->key_file = hp_xasprintf("%s/%s", getenv("HOME"), kf + 2);
+        free(kf);
+    } else {
+        r->key_file = kf;
+    }
+    if (get_duration(c, json_object_get(tok, "lifetime"), "/scheduler/rest/token/lifetime",
+                     &r->token_lifetime) < 0)
+        return -1;
+    if (!r->token_lifetime)
+        r->token_lifetime = 1800;
+    if (!strcmp(r->via, "proxy") && !r->proxy)
+        return site_err(c, HP_ESITE, "/scheduler/rest/via", 0, "scheduler.rest.via is proxy "
+                        "but scheduler.rest.proxy names no proxy: set it (http://HOST:PORT)");
+    if (!strcmp(r->token_source, "key") && !r->key_file)
+        return site_err(c, HP_ESITE, "/scheduler/rest/token/source", 0, "token source key "
+                        "needs scheduler.rest.token.key_file (the HS256 key, mode 0600)");
+    return 0;
+}
+
 static int fill_scheduler(struct site_ctx *c, struct hp_site *s)
 {
     json_t *sched = json_object_get(s->root, "scheduler");
@@ -214,6 +261,8 @@ static int fill_scheduler(struct site_ctx *c, struct hp_site *s)
     s->gpu_request = hp_xstrdup(gr ? gr : "gpus-per-node");
     const char *mr = json_string_value(json_object_get(sched, "memory_request"));
     s->no_memory_request = mr && !strcmp(mr, "none");
+    if (fill_rest(c, s, sched) < 0)
+        return -1;
     if (s->max_walltime && s->default_walltime > s->max_walltime) {
         char d[32], m[32];
         hp_format_duration(s->default_walltime, d, sizeof(d));
@@ -352,11 +401,13 @@ int site_fill_view(struct site_ctx *c, struct hp_site *s)
     s->container_binds = str_list(at(root, "container", "binds"));
     const char *launcher = json_string_value(json_object_get(root, "launcher"));
     if (!launcher)      /* the scheduler's usual launcher */
-        launcher = !strcmp(s->scheduler, "slurm") ? "srun"
+        launcher = !strcmp(s->scheduler, "slurm") || !strcmp(s->scheduler, "slurmrest") ? "srun"
                    : !strcmp(s->scheduler, "pbs") ? "mpiexec" : "none";
     s->launcher = hp_xstrdup(launcher);
     s->setup = str_list(json_object_get(root, "setup"));
     fill_oauth(s);
+    const char *rh = json_string_value(at(root, "remote", "hpcport"));
+    s->remote_hpcport = hp_xstrdup(rh && *rh ? rh : "hpcport");
     s->modules = str_list(json_object_get(root, "modules"));
 
     json_t *env = json_object_get(root, "env");
@@ -415,6 +466,13 @@ void hp_site_free(struct hp_site *s)
     free(s->constraint);
     strv_free(s->directives);
     free(s->gpu_request);
+    free(s->rest.url);
+    free(s->rest.via);
+    free(s->rest.proxy);
+    free(s->rest.api);
+    free(s->rest.user);
+    free(s->rest.token_source);
+    free(s->rest.key_file);
     free(s->login_host);
     free(s->login_user);
     strv_free(s->jump);
@@ -427,6 +485,7 @@ void hp_site_free(struct hp_site *s)
     strv_free(s->shared);
     free(s->gpu_type);
     free(s->container_runtime);
+    free(s->remote_hpcport);
     strv_free(s->container_gpu_options);
     strv_free(s->container_binds);
     free(s->launcher);

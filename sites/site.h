@@ -80,6 +80,16 @@ struct hp_site {
     char *gpu_request;       /* never NULL: "gpus-per-node" (also when unstated),
                                 "gres", "gpus" or "none" */
     int no_memory_request;   /* memory_request: none: jobs state no memory */
+    struct hp_site_rest {    /* scheduler.rest (type slurmrest); url NULL when absent */
+        char *url;           /* without a trailing '/' */
+        char *via;           /* "direct" (default), "ssh" or "proxy" */
+        char *proxy;         /* for via proxy */
+        char *api;           /* "v0.0.38" by default */
+        char *user;          /* NULL: the login user */
+        char *token_source;  /* "scontrol" (default), "key" or "env" */
+        char *key_file;      /* for source key, ~ expanded */
+        int64_t token_lifetime;  /* seconds, default 1800 */
+    } rest;
     /* login */
     char *login_host;        /* NULL for local */
     char *login_user;
@@ -117,6 +127,9 @@ struct hp_site {
     size_t nenv;
 
     struct hp_site_oauth *oauth; /* NULL when the profile has no oauth section */
+
+    /* remote: what hpcport runs on the site */
+    char *remote_hpcport;    /* remote.hpcport: never NULL, default "hpcport" */
 
     /* provenance: set when a layer of this profile (or of a profile it
        extends) came from the site catalog, else NULL */

@@ -12,7 +12,7 @@ TEST_PKGS="libcmocka-dev json-schema-test-suite python3-jsonschema python3-yaml
 sqlite3 procps util-linux bash coreutils findutils bc diffutils patch
 passwd openssh-server openssh-client libpam-oath oathtool
 munge slurmctld slurmd slurm-client slurmdbd mariadb-server-core mariadb-client slurm-wlm-torque
-openssl lighttpd lighttpd-mod-openssl curl"
+openssl lighttpd lighttpd-mod-openssl slurmrestd slurm-wlm-jwt-plugin tinyproxy curl"
 
 want="$PKGS"
 [ "${1:-}" = "--test" ] && want="$PKGS $TEST_PKGS"

@@ -9,6 +9,8 @@
 #   munged          own key and socket
 #   mariadbd + slurmdbd: accounting (sacct)
 #   slurmctld + slurmd: one-node cluster "hpcport", partitions debug/long
+#   slurmrestd: REST API, rest_auth/jwt (as user hpcport-rest)
+#   tinyproxy: an HTTP proxy (CONNECT to the slurmrestd port allowed)
 # and writes DIR/env.sh (shell variables for the tests; see README.md).
 # Runs as root. Idempotent: on a DIR whose services all run it does nothing;
 # on a DIR left by a crashed run it stops what is left and starts afresh.
@@ -18,6 +20,7 @@ umask 022
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 TUSER=hpcport-test
+RUSER=hpcport-rest     # slurmrestd refuses root and SlurmUser
 T0=$SECONDS
 
 die() { echo "harness: $*" >&2; exit 1; }
@@ -31,10 +34,13 @@ case "$DIR" in
     / | *[!A-Za-z0-9._/+-]*) die "DIR '$DIR' must be an absolute path made of [A-Za-z0-9._/+-], not /";;
 esac
 for t in /usr/sbin/sshd ssh-keygen munged slurmctld slurmd slurmdbd scontrol sacctmgr oathtool \
-         mariadbd mariadb-install-db mariadb-admin runuser setsid timeout; do
+         mariadbd mariadb-install-db mariadb-admin runuser setsid timeout slurmrestd tinyproxy \
+         curl setpriv; do
     command -v "$t" >/dev/null || die "missing $t: run 'sh tools/install-deps.sh --test'"
 done
 # pam_oath lives in the multiarch dir; look it up instead of hard-coding amd64
+ls /usr/lib/*/slurm-wlm/auth_jwt.so >/dev/null 2>&1 ||
+    die "missing auth_jwt.so (slurm-wlm-jwt-plugin): run 'sh tools/install-deps.sh --test'"
 ls /lib/*/security/pam_oath.so /usr/lib/*/security/pam_oath.so >/dev/null 2>&1 ||
     die "missing pam_oath.so (libpam-oath): run 'sh tools/install-deps.sh --test'"
 
@@ -73,6 +79,14 @@ if [ "$(getent shadow "$TUSER" | cut -d: -f2)" != '*' ]; then usermod -p '*' "$T
 THOME=$(getent passwd "$TUSER" | cut -d: -f6)
 [ -d "$THOME" ] || { mkdir -p "$THOME"; chown "$TUSER:" "$THOME"; chmod 0755 "$THOME"; }
 TGROUP=$(id -gn "$TUSER")
+# the user slurmrestd and tinyproxy run as: no login, may traverse DIR
+if ! id -u "$RUSER" >/dev/null 2>&1; then
+    if getent group "$RUSER" >/dev/null; then grp=(--gid "$RUSER"); else grp=(--user-group); fi
+    useradd --system "${grp[@]}" --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+            --comment "hpcport test slurmrestd" "$RUSER" ||
+        id -u "$RUSER" >/dev/null 2>&1 || die "cannot create user $RUSER"
+fi
+id -nG "$RUSER" | tr ' ' '\n' | grep -qxF "$TGROUP" || usermod -aG "$TGROUP" "$RUSER"
 
 # ---------------------------------------------------------------- layout
 started=1
@@ -81,10 +95,14 @@ chown "root:$TGROUP" "$DIR"
 chmod 0710 "$DIR"          # private; the test user may only traverse it
 : > "$DIR/.hpcport-harness"
 mkdir -p "$DIR/ssh" "$DIR/bastion" "$DIR/login" "$DIR/mfa" "$DIR/munge" \
-         "$DIR/slurm/state" "$DIR/slurm/spool" "$DIR/scratch"
+         "$DIR/slurm/state" "$DIR/slurm/spool" "$DIR/scratch" "$DIR/rest" "$DIR/proxy"
 chmod 0700 "$DIR/bastion" "$DIR/login" "$DIR/mfa" "$DIR/slurm/state" "$DIR/slurm/spool"
 chmod 0755 "$DIR/ssh" "$DIR/munge" "$DIR/slurm"
 chown "$TUSER:$TGROUP" "$DIR/scratch"; chmod 0700 "$DIR/scratch"
+chown "$RUSER:" "$DIR/rest" "$DIR/proxy"; chmod 0700 "$DIR/rest" "$DIR/proxy"
+# the HS256 key slurmctld and slurmdbd check JWTs with (root only, 0600)
+dd if=/dev/urandom of="$DIR/slurm/jwt_hs256.key" bs=32 count=1 status=none
+chmod 0600 "$DIR/slurm/jwt_hs256.key"
 # the test user must reach DIR (slurm.conf, the munge socket, authorized_keys)
 runuser -u "$TUSER" -- test -x "$DIR/." ||
     die "user $TUSER cannot reach $DIR: choose a DIR whose parents are world-searchable (e.g. under /tmp)"
@@ -326,6 +344,70 @@ start_sshd mfa
 wait "$SLURM_JOB" || die "munge/slurm did not start"
 . "$DIR/slurm/ports"
 
+# ---------------------------------------------------------------- slurmrestd, tinyproxy
+# Both run in the foreground of a shell that wrote its pid and then exec'd
+# them as $RUSER (setpriv keeps the pid). SLURM_JWT=daemon: slurmrestd
+# passes each request's token on to slurmctld/slurmdbd (no munge).
+as_ruser() { # PIDFILE LOG CMD...: start CMD as $RUSER in the background
+    local pf=$1 lf=$2; shift 2
+    daemon setsid -f bash -c 'echo $$ > "$1"; l=$2; shift 2; exec "$@" >>"$l" 2>&1' _ "$pf" "$lf" \
+        setpriv --reuid="$RUSER" --regid="$RUSER" --init-groups --inh-caps=-all -- "$@"
+}
+rest_up() { curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$REST_PORT/openapi/v3"; }
+start_rest() {
+    local try
+    for try in 1 2 3; do
+        pick_port REST_PORT
+        # DIR/rest/start: (re)starts slurmrestd on this port and waits until
+        # it answers (tests stop it to see that clients survive an outage)
+        cat > "$DIR/rest/start" <<EOF
+#!/bin/bash
+# start slurmrestd of the harness in $DIR on 127.0.0.1:$REST_PORT (as $RUSER)
+export HP_H_TAG=$(printf %q "$DIR") SLURM_CONF=$(printf %q "$SLURM_CONF") SLURM_JWT=daemon
+setsid -f bash -c 'echo \$\$ > "\$1"; exec setpriv --reuid=$RUSER --regid=$RUSER --init-groups --inh-caps=-all -- \\
+    slurmrestd -f "\$SLURM_CONF" -a rest_auth/jwt \\
+    -s openapi/v0.0.36,openapi/v0.0.37,openapi/v0.0.38,openapi/dbv0.0.36,openapi/dbv0.0.37,openapi/dbv0.0.38 \\
+    127.0.0.1:$REST_PORT >> "\$2" 2>&1' _ $(printf %q "$DIR/rest/slurmrestd.pid") $(printf %q "$DIR/rest/slurmrestd.log") \\
+    </dev/null >/dev/null 2>&1
+for _ in \$(seq 1 100); do
+    curl -s -o /dev/null --max-time 2 http://127.0.0.1:$REST_PORT/openapi/v3 && exit 0
+    sleep 0.1
+done
+echo "slurmrestd did not answer on 127.0.0.1:$REST_PORT; see $(printf %q "$DIR/rest/slurmrestd.log")" >&2
+exit 1
+EOF
+        chmod 0700 "$DIR/rest/start"
+        bash "$DIR/rest/start" 2>/dev/null && return 0
+        in_use "$DIR/rest/slurmrestd.log" ||
+            die "slurmrestd did not start; see $DIR/rest/slurmrestd.log: $(tail -3 "$DIR/rest/slurmrestd.log")"
+        log "slurmrestd: port $REST_PORT taken, trying another"
+        "$HERE/stop.sh" --only rest "$DIR" >/dev/null 2>&1 || true
+        mv -f "$DIR/rest/slurmrestd.log" "$DIR/rest/slurmrestd.log.$try"
+    done
+    die "slurmrestd: no free port after 3 tries"
+}
+proxy_up() { curl -s -o /dev/null --max-time 2 -x "http://127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$REST_PORT/openapi/v3"; }
+start_proxy() {
+    local try
+    for try in 1 2 3; do
+        pick_port PROXY_PORT
+        printf '%s\n' "# tinyproxy for the hpcport test harness: loopback only, no upstream" \
+            "Port $PROXY_PORT" "Listen 127.0.0.1" "Timeout 60" "Allow 127.0.0.1" "MaxClients 50" \
+            "LogLevel Info" "DisableViaHeader Yes" "ConnectPort $REST_PORT" "ConnectPort $PORT_LOGIN" \
+            > "$DIR/proxy/tinyproxy.conf"
+        as_ruser "$DIR/proxy/tinyproxy.pid" "$DIR/proxy/tinyproxy.log" tinyproxy -d -c "$DIR/proxy/tinyproxy.conf"
+        wait_until 10 "$DIR/proxy/tinyproxy.pid" "$DIR/proxy/tinyproxy.log" proxy_up && return 0
+        in_use "$DIR/proxy/tinyproxy.log" ||
+            die "tinyproxy did not start; see $DIR/proxy/tinyproxy.log: $(tail -3 "$DIR/proxy/tinyproxy.log")"
+        log "tinyproxy: port $PROXY_PORT taken, trying another"
+        "$HERE/stop.sh" --only proxy "$DIR" >/dev/null 2>&1 || true
+        mv -f "$DIR/proxy/tinyproxy.log" "$DIR/proxy/tinyproxy.log.$try"
+    done
+    die "tinyproxy: no free port after 3 tries"
+}
+start_rest
+start_proxy
+
 # ---------------------------------------------------------------- client files
 {
     for role in bastion login mfa; do
@@ -412,9 +494,15 @@ export HP_H_SLURMDBD_PORT=$DBD_PORT
 export HP_H_MARIADB_PORT=$DB_PORT
 export HP_H_SLURM_ACCOUNTS=hpcport,hpcport-b
 export HP_H_SLURM_QOS=normal,high
+export HP_H_SLURMRESTD_PORT=$REST_PORT
+export HP_H_SLURMRESTD_URL=http://127.0.0.1:$REST_PORT
+export HP_H_JWT_KEY=$(q "$DIR/slurm/jwt_hs256.key")
+export HP_H_TINYPROXY_PORT=$PROXY_PORT
+export HP_H_TINYPROXY_URL=http://127.0.0.1:$PROXY_PORT
 export SLURM_CONF=$(q "$SLURM_CONF")
 EOF
 chmod 0644 "$DIR/env.sh"
 started=
 log "up in $((SECONDS - T0)) s: bastion :$PORT_BASTION, login :$PORT_LOGIN, mfa :$PORT_MFA," \
-    "slurmctld :$CTLD_PORT, slurmd :$SLURMD_PORT, slurmdbd :$DBD_PORT, mariadb :$DB_PORT; source $DIR/env.sh"
+    "slurmctld :$CTLD_PORT, slurmd :$SLURMD_PORT, slurmdbd :$DBD_PORT, mariadb :$DB_PORT," \
+    "slurmrestd :$REST_PORT, tinyproxy :$PROXY_PORT; source $DIR/env.sh"

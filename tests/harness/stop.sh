@@ -7,7 +7,8 @@
 # then KILL after 10 s), removes the MFA PAM stack from /etc/pam.d. Logs and
 # keys stay in DIR. Safe to call twice, and on a DIR a crashed run left.
 #   --check       exit 0 if every daemon of DIR runs, 1 otherwise; stops nothing
-#   --only GROUP  stop slurm (slurmctld, slurmd), dbd (slurmdbd) or db (mariadbd)
+#   --only GROUP  stop slurm (slurmctld, slurmd), dbd (slurmdbd), db (mariadbd),
+#                 rest (slurmrestd) or proxy (tinyproxy)
 #                 only; start.sh uses it to retry on other ports
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # also when run as `sh script`
 set -uo pipefail
@@ -16,9 +17,10 @@ mode=stop
 case "${1:-}" in
     --check) mode=check; shift;;
     --only) mode=${2:-}; shift 2 || true
-            case "$mode" in slurm | dbd | db) ;; *) echo "stop.sh: --only slurm|dbd|db" >&2; exit 2;; esac;;
+            case "$mode" in slurm | dbd | db | rest | proxy) ;;
+                *) echo "stop.sh: --only slurm|dbd|db|rest|proxy" >&2; exit 2;; esac;;
 esac
-[ $# = 1 ] || { echo "usage: $0 [--check | --only slurm|dbd|db] DIR" >&2; exit 2; }
+[ $# = 1 ] || { echo "usage: $0 [--check | --only slurm|dbd|db|rest|proxy] DIR" >&2; exit 2; }
 DIR=$(realpath -m -- "$1")
 [ "$DIR" != / ] || { echo "stop.sh: refusing DIR=/" >&2; exit 2; }
 TUSER=hpcport-test
@@ -41,7 +43,7 @@ daemon_pid() {
     echo "$p"
 }
 
-ALL_PIDFILES="slurm/slurmd.pid slurm/slurmctld.pid slurm/slurmdbd.pid db/mysqld.pid
+ALL_PIDFILES="proxy/tinyproxy.pid rest/slurmrestd.pid slurm/slurmd.pid slurm/slurmctld.pid slurm/slurmdbd.pid db/mysqld.pid
               mfa/sshd.pid login/sshd.pid bastion/sshd.pid munge/munged.pid"
 
 if [ "$mode" = check ]; then
@@ -53,6 +55,8 @@ case "$mode" in
     slurm) pidfiles="slurm/slurmd.pid slurm/slurmctld.pid";;
     dbd) pidfiles=slurm/slurmdbd.pid;;
     db) pidfiles=db/mysqld.pid;;
+    rest) pidfiles=rest/slurmrestd.pid;;
+    proxy) pidfiles=proxy/tinyproxy.pid;;
 esac
 
 # ---- 1. cancel the jobs while slurmctld still answers (bounded)
@@ -81,7 +85,7 @@ self_and_ancestors() {
 }
 is_daemon() { # PID: one of the programs the harness runs
     case "$(cat "/proc/$1/comm" 2>/dev/null)" in
-        sshd | sftp-server | hpcport-test-s* | munged | slurmctld | slurmd | slurmstepd | slurmdbd | mariadbd | mysqld)
+        sshd | sftp-server | hpcport-test-s* | munged | slurmctld | slurmd | slurmstepd | slurmdbd | mariadbd | mysqld | slurmrestd | tinyproxy)
             return 0;;
     esac
     return 1

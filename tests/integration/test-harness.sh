@@ -135,4 +135,36 @@ check "its process is gone" wait_for 15 gone
 sacct_cancelled() { on_login "sacct -n -X -P -o State -j $sid" | grep -q '^CANCELLED'; }
 check "sacct reports it CANCELLED" wait_for 30 sacct_cancelled
 
+# --- slurmrestd (JWT) and tinyproxy
+for v in HP_H_SLURMRESTD_PORT HP_H_SLURMRESTD_URL HP_H_JWT_KEY HP_H_TINYPROXY_PORT HP_H_TINYPROXY_URL; do
+    check "env.sh sets $v" test -n "${!v:-}"
+done
+check "the JWT key is root's, mode 0600" test "$(stat -c %U:%a "$HP_H_JWT_KEY")" = root:600
+expect_rc 0 "scontrol token over ssh" on_login "scontrol token lifespan=300"
+jwt=${OUT#SLURM_JWT=}
+check "... prints SLURM_JWT=<a JWT>" contains "$OUT" "SLURM_JWT=eyJ"
+rest() { # PATH [CURL ARGS...]: GET as the test user with the token; body in $OUT, code in $CODE
+    local p=$1; shift
+    OUT=$(curl -s -w '\n%{http_code}' -H "X-SLURM-USER-NAME: $HP_H_USER" -H "X-SLURM-USER-TOKEN: $jwt" \
+          "$@" "$HP_H_SLURMRESTD_URL$p"); CODE=${OUT##*$'\n'}; OUT=${OUT%$'\n'*}
+}
+rest /slurm/v0.0.38/ping
+check "slurmrestd answers a ping with the token (HTTP 200)" test "$CODE" = 200
+check "... and the controller is UP" contains "$OUT" '"ping": "UP"'
+code=$(curl -s -o /dev/null -w '%{http_code}' "$HP_H_SLURMRESTD_URL/slurm/v0.0.38/ping")
+check "slurmrestd refuses a request without a token (HTTP 401)" test "$code" = 401
+rest "/slurmdb/v0.0.38/user/$HP_H_USER"
+check "slurmrestd's accounting endpoints work with the token" test "$CODE" = 200
+jwt_good=$jwt; jwt="${jwt%?}x"
+rest "/slurmdb/v0.0.38/user/$HP_H_USER"
+check "a token with a wrong signature is refused" contains "$OUT" "Protocol authentication error"
+jwt=$jwt_good
+rest /slurm/v0.0.38/ping -x "$HP_H_TINYPROXY_URL"
+check "slurmrestd through tinyproxy works" test "$CODE" = 200
+rest /slurm/v0.0.38/ping -p -x "$HP_H_TINYPROXY_URL"
+check "... also with CONNECT (a tunnel through the proxy)" test "$CODE" = 200
+code=$(curl -s -o /dev/null -w '%{http_connect}' -p -x "$HP_H_TINYPROXY_URL" "http://127.0.0.1:$HP_H_MARIADB_PORT/")
+check "tinyproxy refuses CONNECT to other ports" test "$code" = 403
+check "slurmrestd runs as hpcport-rest" test "$(ps -o user= -p "$(cat "$HP_H_DIR/rest/slurmrestd.pid")")" = hpcport-rest
+
 done_testing

@@ -26,7 +26,9 @@ OWN_CHECKS = ("bad duration", "bad memory size", "has no scheduler type",
               "is 'proxy' but network.proxy", "is not one of scheduler.partitions",
               "duplicate partition", "is longer than scheduler.max_walltime",
               "extends cycle", "unknown site", "duplicate key",
-              "mapping values are not allowed")
+              "mapping values are not allowed", "is only for scheduler type slurmrest",
+              "needs scheduler.rest.url", "scheduler.rest.proxy names no proxy",
+              "needs scheduler.rest.token.key_file")
 
 
 def main():

@@ -25,6 +25,25 @@ static char *slurp(const char *path)
     return text;
 }
 
+/* Compare text with the golden file at path (HP_UPDATE_GOLDEN: write it). */
+static void golden_compare(const char *path, const char *text)
+{
+    const char *up = getenv("HP_UPDATE_GOLDEN");
+    if (up && *up && strcmp(up, "0")) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+    } else {
+        char *want = slurp(path);
+        if (strcmp(want, text)) {
+            fprintf(stderr, "# %s differs; got:\n%s", path, text);
+            fail_msg("%s: rendered text differs from the golden file", path);
+        }
+        free(want);
+    }
+}
+
 /* Render spec for site with the adapter called adapter and compare the
  * script with the golden file at path. */
 static void adapter_golden(const char *adapter, const char *path, const struct hp_jobspec *spec,
@@ -37,20 +56,7 @@ static void adapter_golden(const char *adapter, const char *path, const struct h
     assert_non_null(ad);
     if (ad->render(spec, site, &out, &err) < 0)
         fail_msg("render: %s", err.msg);
-    const char *up = getenv("HP_UPDATE_GOLDEN");
-    if (up && *up && strcmp(up, "0")) {
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fwrite(out.buf, 1, out.len, f);
-        fclose(f);
-    } else {
-        char *want = slurp(path);
-        if (strcmp(want, out.buf)) {
-            fprintf(stderr, "# %s differs; got:\n%s", path, out.buf);
-            fail_msg("%s: rendered script differs from the golden file", path);
-        }
-        free(want);
-    }
+    golden_compare(path, out.buf);
     hp_buf_release(&out);
 }
 
