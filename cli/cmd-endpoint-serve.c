@@ -53,28 +53,13 @@ static void print_ready(const char *json, void *arg)
     fflush(stdout);
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void daemon_ready(const char *json, void *arg)
 {
     struct daemon_pipe *dp = arg;
     if (dp->fd < 0)
         return;
-    write_all(dp->fd, "O", 1);
-    write_all(dp->fd, json, strlen(json));
+    hp_write_full(dp->fd, "O", 1);
+    hp_write_full(dp->fd, json, strlen(json));
     close(dp->fd);
     dp->fd = -1;
 }
@@ -167,6 +152,10 @@ int cmd_endpoint_serve(int argc, char **argv)
     struct hp_ep_config *cfg = hp_ep_config_load(config, listen, &err);
     if (!cfg)
         return hp_cli_error(&err);
+    if (name) {
+        free(cfg->name);
+        cfg->name = hp_xstrdup(name);
+    }
     if (check) {
         printf("%s: endpoint '%s', %zu function%s\n", config, cfg->name, cfg->nfn,
                cfg->nfn == 1 ? "" : "s");
@@ -240,10 +229,10 @@ int cmd_endpoint_serve(int argc, char **argv)
         hp_err_format(&err, line, sizeof(line));
         if (dp.fd >= 0) {
             char hdr[2] = { 'E', (char)(err.code ? err.code : 1) };
-            write_all(dp.fd, hdr, 2);
+            hp_write_full(dp.fd, hdr, 2);
             if (!err.file[0])
-                write_all(dp.fd, "hpcport: ", 9);
-            write_all(dp.fd, line, strlen(line));
+                hp_write_full(dp.fd, "hpcport: ", 9);
+            hp_write_full(dp.fd, line, strlen(line));
             close(dp.fd);
         }
         fprintf(stderr, "hpcport: %s\n", line);

@@ -66,6 +66,11 @@ int hp_mkdir_p(const char *path, unsigned mode);
  * NUL-terminated; caller frees. */
 int hp_read_file(const char *path, size_t max, char **out, size_t *len);
 
+/* write(2)/read(2) all n bytes, retrying on EINTR and short counts. 0, or -1
+ * (errno set; a read that meets EOF first: -1 with errno 0). */
+int hp_write_full(int fd, const void *p, size_t n);
+int hp_read_full(int fd, void *p, size_t n);
+
 /* XDG directories for hpcport (new strings): $XDG_CONFIG_HOME/hpcport,
  * $XDG_STATE_HOME/hpcport, $XDG_DATA_HOME/hpcport. */
 char *hp_config_dir(void);

@@ -246,6 +246,11 @@ struct hp_ep_config *hp_ep_config_load(const char *path, const char *listen_over
                    "bad size; write 64MiB, 512KiB or a number of bytes");
         goto fail;
     }
+    if (c->max_payload > (1ull << 30)) {
+        hp_doc_err(doc, err, HP_EINPUT, "/limits/max_payload", 0,
+                   "max_payload is at most 1GiB; send larger data as files");
+        goto fail;
+    }
     if ((v = json_object_get(lim, "max_results")) && !(c->max_results = parse_size(v))) {
         hp_doc_err(doc, err, HP_EINPUT, "/limits/max_results", 0,
                    "bad size; write 1GiB, 512MiB or a number of bytes");

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -181,6 +182,8 @@ static void pending_free(struct ep_pending *p)
     }
     if (p->timer)
         event_free(p->timer);
+    if (p->watch)
+        event_free(p->watch);
     free(p);
 }
 
@@ -223,6 +226,26 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
         reply_batch(req, b);
 }
 
+/* evhttp does not read a connection while its request waits for a reply,
+ * so it would notice a client that left only when the reply fails. Watch
+ * the socket: EOF there means the client is gone (data means a pipelined
+ * request, or TLS bytes: stop watching then). */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct ep_pending *p = arg;
+    char c;
+    (void)what;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r > 0) {
+        event_del(p->watch);
+        return;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    /* runs on_close, which drops the call and frees p */
+    evhttp_connection_free(p->evcon);
+}
+
 static struct ep_pending *pending_new(struct ep_server *s, struct evhttp_request *req, int kind)
 {
     struct ep_pending *p = hp_xcalloc(1, sizeof(*p));
@@ -231,6 +254,12 @@ static struct ep_pending *pending_new(struct ep_server *s, struct evhttp_request
     p->kind = kind;
     p->evcon = evhttp_request_get_connection(req);
     evhttp_connection_set_closecb(p->evcon, on_close, p);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(p->evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0) {
+        p->watch = event_new(s->base, fd, EV_READ | EV_PERSIST, on_watch, p);
+        event_add(p->watch, NULL);
+    }
     return p;
 }
 
@@ -427,8 +456,12 @@ static void post_batch(struct ep_server *s, struct evhttp_request *req, struct e
                         "bytes, only %zu follow", n, off, fl, len - off - 4);
             goto fail;
         }
-        HP_ALLOC_GROW(offs, n + 1, alloc);
-        lens = hp_xrealloc(lens, alloc * sizeof(*lens));
+        if (n + 1 > alloc) {
+            size_t had = alloc;
+            HP_ALLOC_GROW(offs, n + 1, alloc);
+            if (alloc != had)
+                lens = hp_xrealloc(lens, alloc * sizeof(*lens));
+        }
         offs[n] = off + 4;
         lens[n] = fl;
         n++;
@@ -625,20 +658,11 @@ static void on_request(struct evhttp_request *req, void *arg)
                            "10 minutes, batches until fetched)", task ? "task" : "batch", argbuf);
     if (m == EVHTTP_REQ_DELETE) {
         json_int_t n = 0;
-        if (t) {
-            n = ep_task_cancel(t);
-        } else {
-            for (size_t i = 0; i < b->n; i++)
-                n += ep_task_cancel(&b->tasks[i]);
-        }
+        n = t ? ep_task_cancel(t) : ep_batch_cancel(b);
         return reply_json(req, 200, json_pack("{s:I}", "canceled", n));
     }
-    if (t) {
-        get_task(s, req, t);
-        if (t->kind == K_SUBMIT && t->state == T_DONE && !t->waiters)
-            (void)0;   /* kept for polling again until it expires */
-        return;
-    }
+    if (t)
+        return get_task(s, req, t);
     get_batch(s, req, b);
 }
 

@@ -38,6 +38,7 @@ struct ep_pending {
     struct ep_task *task;
     struct ep_batch *batch;
     struct event *timer;
+    struct event *watch;              /* the client's socket, for EOF */
     struct ep_pending *prev, *next;   /* in the target's waiters */
 };
 
@@ -83,6 +84,7 @@ struct ep_worker {
     struct ep_task **inflight;        /* calls sent, answered in order */
     size_t head, nin, alloc;
     double progress;                  /* last dispatch or result */
+    double sent_at;                   /* when the chunk went out */
     struct event *timer;
 };
 
@@ -98,6 +100,7 @@ struct ep_fn {
     int nw;
     char *init_error;                 /* the last worker start failure */
     double retry_at;
+    double cost;                      /* seconds per call, moving average */
     uint64_t calls[EPC__N];
     uint64_t hist[EP_NBUCKETS + 1];
     double seconds_sum;
@@ -156,6 +159,8 @@ struct ep_task *ep_task_find(struct ep_server *s, uint64_t id);
 struct ep_batch *ep_batch_find(struct ep_server *s, uint64_t id);
 /* Cancel a queued task: 1 if canceled, 0 if not queued. */
 int ep_task_cancel(struct ep_task *t);
+/* Cancel a batch's queued tasks; how many. b may be freed on return. */
+int ep_batch_cancel(struct ep_batch *b);
 /* Drop a finished submitted task or a fetched batch. */
 void ep_task_forget(struct ep_task *t);
 void ep_batch_forget(struct ep_batch *b);

@@ -337,6 +337,23 @@ int ep_task_cancel(struct ep_task *t)
     return 1;
 }
 
+int ep_batch_cancel(struct ep_batch *b)
+{
+    /* take them all off the queue first: the last one to finish may
+     * complete the batch, and a waiter then frees it */
+    struct ep_task **v = hp_xmalloc(b->n * sizeof(*v));
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->tasks[i].state == T_QUEUED) {
+            q_del(b->fn, &b->tasks[i]);
+            v[n++] = &b->tasks[i];
+        }
+    for (size_t i = 0; i < n; i++)
+        task_fail(v[i], EPC_CANCELED, "canceled before it ran");
+    free(v);
+    return (int)n;
+}
+
 void ep_task_orphan(struct ep_task *t)
 {
     t->pending = NULL;
@@ -385,8 +402,12 @@ static int worker_reap(struct ep_worker *w)
 
 static void worker_close(struct ep_worker *w)
 {
-    if (w->bev)
+    /* bufferevent_free closes the socket only when the loop runs its
+     * finalizers: shut it down now so the worker sees EOF at once */
+    if (w->bev) {
+        shutdown(bufferevent_getfd(w->bev), SHUT_RDWR);
         bufferevent_free(w->bev);
+    }
     w->bev = NULL;
     if (w->timer)
         evtimer_del(w->timer);
@@ -510,6 +531,9 @@ static int worker_msg(struct ep_worker *w, int type, const unsigned char *p, uin
             off += ol;
         }
         if (w->head == w->nin) {
+            /* what one call costs, round trip included (moving average) */
+            double per = (hp_now() - w->sent_at) / (double)w->nin;
+            fn->cost = fn->cost > 0 ? 0.7 * fn->cost + 0.3 * per : per;
             w->head = w->nin = 0;
             w->state = W_IDLE;
         }
@@ -586,6 +610,13 @@ static void worker_spawn(struct ep_worker *w)
     }
     pid_t pid = fork();
     if (pid == 0) {
+        /* stdin from /dev/null, stdout to the log: only the socket talks */
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0 && devnull != 0) {
+            dup2(devnull, 0);
+            close(devnull);
+        }
+        dup2(2, 1);
         setpgid(0, 0);
         if (sv[1] == 3)
             fcntl(3, F_SETFD, 0);
@@ -629,7 +660,13 @@ static void fn_dispatch(struct ep_fn *fn)
         struct ep_worker *w = &fn->w[i];
         if (w->state != W_IDLE)
             continue;
+        /* about 2 ms of work per chunk: cheap calls go many at a time, slow
+         * ones one by one (so they stay cancelable and spread over workers) */
         size_t want = (fn->queued + (size_t)idle - 1) / (size_t)idle, n = 0, bytes = 4;
+        double cost = fn->cost > 0 ? fn->cost : 0.001;
+        size_t by_cost = cost >= 0.002 ? 1 : (size_t)(0.002 / cost);
+        if (want > by_cost)
+            want = by_cost;
         if (want > HP_EPW_CHUNK_CALLS)
             want = HP_EPW_CHUNK_CALLS;
         for (struct ep_task *t = fn->qhead; t && n < want; t = t->next) {
@@ -660,7 +697,7 @@ static void fn_dispatch(struct ep_fn *fn)
         w->head = 0;
         w->nin = n;
         w->state = W_BUSY;
-        w->progress = hp_now();
+        w->progress = w->sent_at = hp_now();
         double to = fn->cfg->timeout;
         struct timeval tv = { (time_t)to, (suseconds_t)((to - floor(to)) * 1e6) };
         evtimer_add(w->timer, &tv);

@@ -46,44 +46,14 @@ struct wk {
     double last_flush;
 };
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *p, size_t n)
-{
-    char *c = p;
-    while (n) {
-        ssize_t r = read(fd, c, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 static int send_msg(int fd, int type, const void *p, size_t n)
 {
     unsigned char h[HP_EPW_HDR];
     h[0] = (unsigned char)type;
     hp_epw_put32(h + 1, (uint32_t)n);
-    if (write_all(fd, h, sizeof(h)) < 0)
+    if (hp_write_full(fd, h, sizeof(h)) < 0)
         return -1;
-    return n ? write_all(fd, p, n) : 0;
+    return n ? hp_write_full(fd, p, n) : 0;
 }
 
 static int flush_results(struct wk *w)
@@ -344,7 +314,7 @@ int hp_ep_worker_main(int argc, char **argv)
     size_t malloc_ = 0;
     for (;;) {
         unsigned char h[HP_EPW_HDR];
-        if (read_all(w.fd, h, sizeof(h)) < 0)
+        if (hp_read_full(w.fd, h, sizeof(h)) < 0)
             break;
         uint32_t len = hp_epw_get32(h + 1);
         if (len > malloc_) {
@@ -352,7 +322,7 @@ int hp_ep_worker_main(int argc, char **argv)
             msg = hp_xmalloc(len);
             malloc_ = len;
         }
-        if (read_all(w.fd, msg, len) < 0 || h[0] != HP_EPW_CALLS || len < 4)
+        if (hp_read_full(w.fd, msg, len) < 0 || h[0] != HP_EPW_CALLS || len < 4)
             break;
         uint32_t n = hp_epw_get32(msg);
         size_t off = 4;
