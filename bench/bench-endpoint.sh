@@ -15,7 +15,7 @@
 #     client.map + gather tasks/s; and hpcport's ratios to Dask.
 # About a minute. Exits 0 when every part that could run ran (goals missed
 # are reported, not failed), 1 when a measurement failed.
-# Knobs: BENCH_CALLS (20000), BENCH_BATCH (10000), BENCH_BATCHES (5),
+# Knobs: BENCH_CALLS (20000), BENCH_BATCH (10000), BENCH_BATCHES (20),
 # BENCH_DASK_CALLS (200), BENCH_DASK_BATCH (5000); $HPCPORT, $ENDPOINT_BENCH,
 # $ENDPOINT_CONFIG (meson sets them; else looked for in build-rel/ and build/).
 # Use a release build (-Dbuildtype=release, no sanitizers) for figures.
@@ -34,7 +34,7 @@ EB=${ENDPOINT_BENCH:-}
 CFG=${ENDPOINT_CONFIG:-}
 N=${BENCH_CALLS:-20000}
 BATCH=${BENCH_BATCH:-10000}
-BATCHES=${BENCH_BATCHES:-5}
+BATCHES=${BENCH_BATCHES:-20}
 DASK_N=${BENCH_DASK_CALLS:-200}
 DASK_BATCH=${BENCH_DASK_BATCH:-5000}
 for v in HP EB CFG; do

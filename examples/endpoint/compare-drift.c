@@ -18,11 +18,12 @@
 
 extern char **environ;
 
-static int tap_n;
+static int tap_n, tap_failed;
 
 static void ok(int cond, const char *fmt, const char *what)
 {
     printf("%sok %d - %s%s\n", cond ? "" : "not ", ++tap_n, fmt, what);
+    tap_failed += !cond;
 }
 
 static double now(void)
@@ -161,5 +162,5 @@ int main(int argc, char **argv)
     free(in);
     fn_close(&cpu);
     fn_close(&gpu);
-    return 0;
+    return tap_failed != 0;
 }
