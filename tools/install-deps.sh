@@ -6,6 +6,8 @@ set -eu
 PKGS="gcc libc6-dev pkg-config meson ninja-build git python3
 libyaml-dev libjansson-dev libcurl4-openssl-dev libssh2-1-dev libssl-dev libgit2-dev
 libsqlite3-dev libpcre2-dev libevent-dev scdoc"
+# --bench: the test packages and these, for bench/bench-endpoint.sh
+BENCH_PKGS="python3-distributed"
 TEST_PKGS="libcmocka-dev json-schema-test-suite python3-jsonschema python3-yaml
 sqlite3 procps util-linux bash coreutils findutils bc diffutils patch
 passwd openssh-server openssh-client libpam-oath oathtool
@@ -15,6 +17,7 @@ slurmrestd slurm-wlm-jwt-plugin tinyproxy curl iproute2"
 
 want="$PKGS"
 [ "${1:-}" = "--test" ] && want="$PKGS $TEST_PKGS"
+[ "${1:-}" = "--bench" ] && want="$PKGS $TEST_PKGS $BENCH_PKGS"
 # the test OpenID provider (tests/harness/oidc) runs on node; a node
 # installed another way (nvm, NodeSource) is fine too
 if [ "${1:-}" = "--test" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
