@@ -276,7 +276,8 @@ static int call_status(struct mux *M, const char *id, struct hp_jobstate *js, st
     hp_err_init(&werr);
     if (j && j->output) {
         char *dir = hp_dirname(j->output);
-        if (hp_mkdir_p(dir, 0755) < 0 || hp_epref_write_file(j->output, out, len, 0644, &werr) < 0) {
+        if (hp_mkdir_p(dir, 0755) < 0 ||
+            hp_epref_write_file(j->output, out, len, 0644, &werr) < 0) {
             js->state = HP_JOB_FAILED;
             js->exit_code = 1;
             snprintf(js->reason, sizeof(js->reason), "the output could not be written: %.200s",

@@ -769,9 +769,11 @@ int hp_epref_stop(struct hp_conn *conn, const struct hp_site *site, const struct
     char *waits = hp_xasprintf("%d", (int)(wait_s * 10));
     /* poll on the site, one command: endpoint.json goes when it has stopped
      * serving, the process (and its lock) a moment later */
-    const char *wait_argv[] = { "sh", "-c", "i=0; while { [ -e \"$1\" ] || { [ \"$3\" != -1 ] && kill -0 \"$3\"; }; } "
-                                "2>/dev/null && [ $i -lt \"$2\" ]; do sleep 0.1; i=$((i+1)); "
-                                "done; [ $i -lt \"$2\" ]", "sh", path, waits, pid, NULL };
+    const char *wait_argv[] = { "sh", "-c",
+                                "i=0; while { [ -e \"$1\" ] || { [ \"$3\" != -1 ] && "
+                                "kill -0 \"$3\"; }; } 2>/dev/null && [ $i -lt \"$2\" ]; "
+                                "do sleep 0.1; i=$((i+1)); done; [ $i -lt \"$2\" ]",
+                                "sh", path, waits, pid, NULL };
     int st = 0;
     int rc = run(conn, wait_argv, NULL, NULL, &st, wait_s + QUERY_TIMEOUT, err);
     if (rc == 0 && st != 0)
