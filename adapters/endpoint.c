@@ -25,7 +25,7 @@ struct ep_conn {                 /* one endpoint this run calls */
     char *site_name, *name;      /* name as asked (NULL: the only one) */
     struct hp_site *site;        /* owned, or NULL when it is the run's site */
     struct hp_conn *conn;
-    struct hp_ep ep;
+    struct hp_epref ep;
     struct hp_client *cl;
 };
 
@@ -59,7 +59,7 @@ static const struct hp_adapter_ops *base_ops(const struct hp_site *site, struct 
 static void ep_conn_release(struct ep_conn *c)
 {
     hp_client_close(c->cl);
-    hp_ep_release(&c->ep);
+    hp_epref_release(&c->ep);
     hp_conn_free(c->conn);
     hp_site_free(c->site);
     free(c->site_name);
@@ -91,12 +91,12 @@ static struct ep_conn *endpoint(struct mux *M, const char *site_name, const char
         if (!(s = c.site = hp_site_load(site_name, &so, err)))
             goto fail;
     }
-    if (hp_ep_load(s->name, name, &c.ep, err) < 0 || !(c.conn = hp_conn_open(s, err)))
+    if (hp_epref_load(s->name, name, &c.ep, err) < 0 || !(c.conn = hp_conn_open(s, err)))
         goto fail;
     M->eps[M->neps] = c;
     struct ep_conn *pc = &M->eps[M->neps];
     /* the client keeps a pointer to the record: made at its final address */
-    if (!(pc->cl = hp_ep_client(pc->conn, &pc->ep, 0, err))) {
+    if (!(pc->cl = hp_epref_client(pc->conn, &pc->ep, 0, err))) {
         ep_conn_release(pc);
         return NULL;
     }
@@ -219,7 +219,7 @@ static int call_submit(struct mux *M, const struct hp_jobspec *spec, char **job_
     int rc = hp_client_submit(c->cl, spec->function, in, inlen, &task, &ce);
     free(in);
     if (rc < 0) {
-        hp_ep_client_err(&c->ep, &ce, err);
+        hp_epref_client_err(&c->ep, &ce, err);
         /* an endpoint that cannot be reached or is full: try again later */
         return ce.code == HP_CLIENT_ETRANSPORT || ce.code == HP_CLIENT_EQUEUEFULL ||
                        ce.code == HP_CLIENT_EUNAVAILABLE ? 1 : -1;
@@ -259,7 +259,7 @@ static int call_status(struct mux *M, const char *id, struct hp_jobstate *js, st
     }
     if (rc < 0) {
         if (ce.code == HP_CLIENT_ETRANSPORT || ce.code == HP_CLIENT_EUNAUTHORIZED) {
-            hp_ep_client_err(&c->ep, &ce, err);
+            hp_epref_client_err(&c->ep, &ce, err);
             return -1;       /* ask again later */
         }
         js->state = ce.code == HP_CLIENT_ECANCELED ? HP_JOB_CANCELED
@@ -276,7 +276,8 @@ static int call_status(struct mux *M, const char *id, struct hp_jobstate *js, st
     hp_err_init(&werr);
     if (j && j->output) {
         char *dir = hp_dirname(j->output);
-        if (hp_mkdir_p(dir, 0755) < 0 || hp_ep_write_file(j->output, out, len, 0644, &werr) < 0) {
+        if (hp_mkdir_p(dir, 0755) < 0 ||
+            hp_epref_write_file(j->output, out, len, 0644, &werr) < 0) {
             js->state = HP_JOB_FAILED;
             js->exit_code = 1;
             snprintf(js->reason, sizeof(js->reason), "the output could not be written: %.200s",
@@ -335,7 +336,7 @@ static int mux_cancel(void *impl, const char *id, struct hp_err *err)
     if (!c)
         return -1;
     if (hp_client_task_cancel(c->cl, task, &ce) < 0 && ce.code != HP_CLIENT_ENOTFOUND)
-        return hp_ep_client_err(&c->ep, &ce, err);
+        return hp_epref_client_err(&c->ep, &ce, err);
     return 0;
 }
 

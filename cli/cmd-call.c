@@ -75,7 +75,7 @@ int cmd_call(int argc, char **argv)
     struct hp_site *s = NULL;
     struct hp_conn *conn = NULL;
     struct hp_client *cl = NULL;
-    struct hp_ep ep = { 0 };
+    struct hp_epref ep = { 0 };
     struct hp_buf in = HP_BUF_INIT;
     void *out = NULL;
     size_t outlen = 0;
@@ -120,17 +120,17 @@ int cmd_call(int argc, char **argv)
     const char *site = argv[optind], *fn = argv[optind + 1];
     if (input && read_input(input, &in, &err) < 0)
         goto fail;
-    if (!(s = hp_cli_site(site, &sa, &err)) || hp_ep_load(s->name, name, &ep, &err) < 0 ||
-        !(conn = hp_conn_open(s, &err)) || !(cl = hp_ep_client(conn, &ep, timeout, &err)))
+    if (!(s = hp_cli_site(site, &sa, &err)) || hp_epref_load(s->name, name, &ep, &err) < 0 ||
+        !(conn = hp_conn_open(s, &err)) || !(cl = hp_epref_client(conn, &ep, timeout, &err)))
         goto fail;
     struct hp_client_error ce;
     if (hp_client_call(cl, fn, in.buf, in.len, &out, &outlen, &ce) < 0) {
-        hp_ep_client_err(&ep, &ce, &err);
+        hp_epref_client_err(&ep, &ce, &err);
         hp_err_prefix(&err, "%s on site '%s'", fn, ep.site);
         goto fail;
     }
     if (output) {
-        if (hp_ep_write_file(output, out, outlen, 0644, &err) < 0)
+        if (hp_epref_write_file(output, out, outlen, 0644, &err) < 0)
             goto fail;
     } else if (outlen && fwrite(out, 1, outlen, stdout) != outlen) {
         rc = hp_cli_fail(HP_ESYS, "cannot write the output: %s", strerror(errno));
@@ -141,7 +141,7 @@ fail:
 out:
     free(out);
     hp_client_close(cl);
-    hp_ep_release(&ep);
+    hp_epref_release(&ep);
     hp_conn_free(conn);
     hp_site_free(s);
     hp_buf_release(&in);

@@ -143,18 +143,18 @@ static int do_start(struct args *a)
     hp_err_init(&err);
     int rc = 0;
     struct hp_conn *conn = NULL;
-    struct hp_ep ep = { 0 };
+    struct hp_epref ep = { 0 };
     if (!a->config)
         return hp_cli_usage_error(usage, "start needs --config FILE");
     if (!a->batch && (a->walltime || a->partition || a->cores || a->gpus || a->wait))
         return hp_cli_usage_error(usage, "--walltime, --partition, --cores, --gpus and --wait "
                                   "go with --batch");
-    struct hp_ep_start_opts so = { .name = a->name, .batch = a->batch, .walltime = a->walltime,
+    struct hp_epref_start_opts so = { .name = a->name, .batch = a->batch, .walltime = a->walltime,
                                    .partition = a->partition, .cores = a->cores,
                                    .gpus = a->gpus, .wait = (double)a->wait };
     struct hp_site *s = hp_cli_site(a->site, &a->sa, &err);
     if (!s || !(conn = hp_conn_open(s, &err)) ||
-        hp_ep_start(conn, s, a->config, &so, &ep, &err) < 0) {
+        hp_epref_start(conn, s, a->config, &so, &ep, &err) < 0) {
         rc = hp_cli_error(&err);
         goto out;
     }
@@ -173,7 +173,7 @@ static int do_start(struct args *a)
         printf("token file: %s\n", ep.token_path);
     }
 out:
-    hp_ep_release(&ep);
+    hp_epref_release(&ep);
     hp_conn_free(conn);
     hp_site_free(s);
     return rc;
@@ -185,10 +185,10 @@ static int do_stop(struct args *a)
     hp_err_init(&err);
     int rc = 0, r;
     struct hp_conn *conn = NULL;
-    struct hp_ep ep = { 0 };
+    struct hp_epref ep = { 0 };
     struct hp_site *s = hp_cli_site(a->site, &a->sa, &err);
-    if (!s || hp_ep_load(s->name, a->name, &ep, &err) < 0 ||
-        !(conn = hp_conn_open(s, &err)) || (r = hp_ep_stop(conn, s, &ep, 15, &err)) < 0) {
+    if (!s || hp_epref_load(s->name, a->name, &ep, &err) < 0 ||
+        !(conn = hp_conn_open(s, &err)) || (r = hp_epref_stop(conn, s, &ep, 15, &err)) < 0) {
         rc = hp_cli_error(&err);
         goto out;
     }
@@ -198,7 +198,7 @@ static int do_stop(struct args *a)
     else
         printf("endpoint '%s' on site '%s' stopped\n", ep.name, ep.site);
 out:
-    hp_ep_release(&ep);
+    hp_epref_release(&ep);
     hp_conn_free(conn);
     hp_site_free(s);
     return rc;
@@ -224,14 +224,14 @@ static int do_status(struct args *a)
     hp_err_init(&err);
     int rc = 0;
     struct hp_conn *conn = NULL;
-    struct hp_ep ep = { 0 };
+    struct hp_epref ep = { 0 };
     struct hp_client *cl = NULL;
     char *hbody = NULL, *fbody = NULL;
     json_t *health = NULL, *fns = NULL;
     struct hp_client_error ce;
     struct hp_site *s = hp_cli_site(a->site, &a->sa, &err);
-    if (!s || hp_ep_load(s->name, a->name, &ep, &err) < 0 || !(conn = hp_conn_open(s, &err)) ||
-        hp_ep_check(conn, &ep, NULL, &err) < 0 || !(cl = hp_ep_client(conn, &ep, 30, &err)))
+    if (!s || hp_epref_load(s->name, a->name, &ep, &err) < 0 || !(conn = hp_conn_open(s, &err)) ||
+        hp_epref_check(conn, &ep, NULL, &err) < 0 || !(cl = hp_epref_client(conn, &ep, 30, &err)))
         goto fail;
     if (hp_client_get(cl, "health", &hbody, NULL, &ce) < 0 ||
         hp_client_get(cl, "functions", &fbody, NULL, &ce) < 0) {
@@ -241,7 +241,7 @@ static int do_status(struct args *a)
                        "see %s/endpoint.log); run `hpcport endpoint start %s --config FILE`",
                        ep.name, ep.site, ce.message, ep.state_dir, ep.site);
         else
-            hp_ep_client_err(&ep, &ce, &err);
+            hp_epref_client_err(&ep, &ce, &err);
         goto fail;
     }
     health = json_loads(hbody, 0, NULL);
@@ -290,7 +290,7 @@ out:
     free(hbody);
     free(fbody);
     hp_client_close(cl);
-    hp_ep_release(&ep);
+    hp_epref_release(&ep);
     hp_conn_free(conn);
     hp_site_free(s);
     return rc;

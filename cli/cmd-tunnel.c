@@ -183,7 +183,7 @@ static int pump(struct pair *p, int from)
     return hp_write_full(p->fd[!from], buf, (size_t)r);
 }
 
-static int serve(int lfd, struct hp_conn *conn, struct hp_ep *ep)
+static int serve(int lfd, struct hp_conn *conn, struct hp_epref *ep)
 {
     struct pair pairs[MAX_PAIRS];
     int np = 0;
@@ -250,7 +250,7 @@ int cmd_tunnel(int argc, char **argv)
     int c, rc = 0, lfd = -1, port = 0;
     struct hp_site *s = NULL;
     struct hp_conn *conn = NULL;
-    struct hp_ep ep = { 0 };
+    struct hp_epref ep = { 0 };
     struct hp_err err;
     hp_err_init(&err);
     optind = 0;
@@ -285,8 +285,8 @@ int cmd_tunnel(int argc, char **argv)
         goto out;
     }
     if (!(s = hp_cli_site(argv[optind], &sa, &err)) ||
-        hp_ep_load(s->name, name, &ep, &err) < 0 || !(conn = hp_conn_open(s, &err)) ||
-        hp_ep_check(conn, &ep, NULL, &err) < 0)
+        hp_epref_load(s->name, name, &ep, &err) < 0 || !(conn = hp_conn_open(s, &err)) ||
+        hp_epref_check(conn, &ep, NULL, &err) < 0)
         goto fail;
     lfd = unix_path ? listen_unix(unix_path, &err)
                     : listen_tcp(listen_addr ? listen_addr : "127.0.0.1:0", &port, &err);
@@ -331,7 +331,7 @@ out:
             close(stop_pipe[i]);
             stop_pipe[i] = -1;
         }
-    hp_ep_release(&ep);
+    hp_epref_release(&ep);
     hp_conn_free(conn);
     hp_site_free(s);
     hp_cli_siteargs_release(&sa);

@@ -27,7 +27,7 @@
 #define START_TIMEOUT 120.0
 #define QUERY_TIMEOUT 60.0
 
-void hp_ep_release(struct hp_ep *ep)
+void hp_epref_release(struct hp_epref *ep)
 {
     if (!ep)
         return;
@@ -45,7 +45,7 @@ void hp_ep_release(struct hp_ep *ep)
     memset(ep, 0, sizeof(*ep));
 }
 
-char *hp_ep_site_dir(const char *site)
+char *hp_epref_site_dir(const char *site)
 {
     char *state = hp_state_dir();
     char *d = hp_xasprintf("%s/endpoints/@%s", state, site);
@@ -68,7 +68,7 @@ static int private_dir(const char *path, struct hp_err *err)
     return 0;
 }
 
-int hp_ep_write_file(const char *path, const void *data, size_t len, unsigned mode,
+int hp_epref_write_file(const char *path, const void *data, size_t len, unsigned mode,
                      struct hp_err *err)
 {
     char *tmp = hp_xasprintf("%s.tmp.%ld", path, (long)getpid());
@@ -99,7 +99,7 @@ out:
 
 /* ------------------------------------------------------------ records */
 
-static int fill_from_record(struct hp_ep *ep, struct hp_err *err)
+static int fill_from_record(struct hp_epref *ep, struct hp_err *err)
 {
     json_t *r = ep->record, *e = json_object_get(r, "endpoint");
     json_t *listen = json_object_get(e, "listen");
@@ -128,9 +128,9 @@ static int fill_from_record(struct hp_ep *ep, struct hp_err *err)
     return 0;
 }
 
-static void set_paths(struct hp_ep *ep, const char *site, const char *name)
+static void set_paths(struct hp_epref *ep, const char *site, const char *name)
 {
-    char *sd = hp_ep_site_dir(site);
+    char *sd = hp_epref_site_dir(site);
     ep->site = hp_xstrdup(site);
     ep->name = hp_xstrdup(name);
     ep->local_dir = hp_xasprintf("%s/%s", sd, name);
@@ -141,7 +141,7 @@ static void set_paths(struct hp_ep *ep, const char *site, const char *name)
 /* names of the endpoints kept for site (sorted) */
 static char **kept_names(const char *site, size_t *n)
 {
-    char *sd = hp_ep_site_dir(site);
+    char *sd = hp_epref_site_dir(site);
     char **v = NULL;
     size_t cnt = 0, alloc = 0;
     DIR *d = opendir(sd);
@@ -170,7 +170,7 @@ static char **kept_names(const char *site, size_t *n)
     return v;
 }
 
-int hp_ep_load(const char *site, const char *name, struct hp_ep *ep, struct hp_err *err)
+int hp_epref_load(const char *site, const char *name, struct hp_epref *ep, struct hp_err *err)
 {
     memset(ep, 0, sizeof(*ep));
     char *picked = NULL;
@@ -217,7 +217,7 @@ int hp_ep_load(const char *site, const char *name, struct hp_ep *ep, struct hp_e
     }
     free(path);
     if (ret < 0)
-        hp_ep_release(ep);
+        hp_epref_release(ep);
     return ret;
 }
 
@@ -312,27 +312,27 @@ static int config_files(const struct hp_doc *doc, char ***out, struct hp_err *er
     return 0;
 }
 
-static int save_local(struct hp_ep *ep, const char *token, struct hp_err *err)
+static int save_local(struct hp_epref *ep, const char *token, struct hp_err *err)
 {
-    char *sd = hp_ep_site_dir(ep->site);
+    char *sd = hp_epref_site_dir(ep->site);
     int rc = private_dir(sd, err);
     free(sd);
     if (rc < 0 || private_dir(ep->local_dir, err) < 0)
         return -1;
-    if (hp_ep_write_file(ep->token_path, token, strlen(token), 0600, err) < 0)
+    if (hp_epref_write_file(ep->token_path, token, strlen(token), 0600, err) < 0)
         return -1;
     char *js = json_dumps(ep->record, JSON_INDENT(2) | JSON_SORT_KEYS);
     char *path = hp_xasprintf("%s/endpoint.json", ep->local_dir);
     size_t len = strlen(js);
     char *body = hp_xasprintf("%s\n", js);
-    rc = hp_ep_write_file(path, body, len + 1, 0600, err);
+    rc = hp_epref_write_file(path, body, len + 1, 0600, err);
     free(body);
     free(js);
     free(path);
     return rc;
 }
 
-static void forget_local(const struct hp_ep *ep)
+static void forget_local(const struct hp_epref *ep)
 {
     char *path = hp_xasprintf("%s/endpoint.json", ep->local_dir);
     unlink(ep->token_path);
@@ -343,7 +343,7 @@ static void forget_local(const struct hp_ep *ep)
 
 /* The endpoint on the login node: `serve --daemon` returns once it listens
  * and prints its endpoint.json. */
-static int start_daemon(struct hp_conn *conn, const struct hp_site *site, struct hp_ep *ep,
+static int start_daemon(struct hp_conn *conn, const struct hp_site *site, struct hp_epref *ep,
                         const char *rcfg, json_t **info, struct hp_err *err)
 {
     struct hp_buf out = HP_BUF_INIT, eo = HP_BUF_INIT;
@@ -407,7 +407,7 @@ static char *remote_tail(struct hp_conn *conn, const char *path)
  * compute node's first address (TLS), and writes endpoint.json into the
  * state directory on the shared file system; wait for that. */
 static int start_batch(struct hp_conn *conn, const struct hp_site *site,
-                       const struct hp_ep_start_opts *o, struct hp_ep *ep, const char *rcfg,
+                       const struct hp_epref_start_opts *o, struct hp_epref *ep, const char *rcfg,
                        char **job_id, json_t **info, struct hp_err *err)
 {
     int ret = -1;
@@ -542,8 +542,8 @@ out:
     return pin;
 }
 
-int hp_ep_start(struct hp_conn *conn, const struct hp_site *site, const char *config,
-                const struct hp_ep_start_opts *o, struct hp_ep *ep, struct hp_err *err)
+int hp_epref_start(struct hp_conn *conn, const struct hp_site *site, const char *config,
+                const struct hp_epref_start_opts *o, struct hp_epref *ep, struct hp_err *err)
 {
     const char *name = o ? o->name : NULL;
     int batch = o && o->batch;
@@ -669,11 +669,11 @@ out:
     free(pin);
     hp_doc_free(doc);
     if (ret < 0)
-        hp_ep_release(ep);
+        hp_epref_release(ep);
     return ret;
 }
 
-int hp_ep_check(struct hp_conn *conn, const struct hp_ep *ep, json_t **remote,
+int hp_epref_check(struct hp_conn *conn, const struct hp_epref *ep, json_t **remote,
                 struct hp_err *err)
 {
     if (remote)
@@ -728,13 +728,13 @@ static int cancel_job(const struct hp_site *site, const char *job_id, struct hp_
     return rc;
 }
 
-int hp_ep_stop(struct hp_conn *conn, const struct hp_site *site, const struct hp_ep *ep,
+int hp_epref_stop(struct hp_conn *conn, const struct hp_site *site, const struct hp_epref *ep,
                double wait_s, struct hp_err *err)
 {
     struct hp_err e2;
     hp_err_init(&e2);
     json_t *remote = NULL;
-    if (hp_ep_check(conn, ep, &remote, &e2) < 0) {
+    if (hp_epref_check(conn, ep, &remote, &e2) < 0) {
         json_decref(remote);
         if (e2.code != HP_EUNAVAIL) {
             *err = e2;
@@ -769,9 +769,11 @@ int hp_ep_stop(struct hp_conn *conn, const struct hp_site *site, const struct hp
     char *waits = hp_xasprintf("%d", (int)(wait_s * 10));
     /* poll on the site, one command: endpoint.json goes when it has stopped
      * serving, the process (and its lock) a moment later */
-    const char *wait_argv[] = { "sh", "-c", "i=0; while { [ -e \"$1\" ] || { [ \"$3\" != -1 ] && kill -0 \"$3\"; }; } "
-                                "2>/dev/null && [ $i -lt \"$2\" ]; do sleep 0.1; i=$((i+1)); "
-                                "done; [ $i -lt \"$2\" ]", "sh", path, waits, pid, NULL };
+    const char *wait_argv[] = { "sh", "-c",
+                                "i=0; while { [ -e \"$1\" ] || { [ \"$3\" != -1 ] && "
+                                "kill -0 \"$3\"; }; } 2>/dev/null && [ $i -lt \"$2\" ]; "
+                                "do sleep 0.1; i=$((i+1)); done; [ $i -lt \"$2\" ]",
+                                "sh", path, waits, pid, NULL };
     int st = 0;
     int rc = run(conn, wait_argv, NULL, NULL, &st, wait_s + QUERY_TIMEOUT, err);
     if (rc == 0 && st != 0)
@@ -791,7 +793,7 @@ int hp_ep_stop(struct hp_conn *conn, const struct hp_site *site, const struct hp
  * that connection. */
 static int tunnel_fn(void *ud, char *msg, size_t len)
 {
-    struct hp_ep *ep = ud;
+    struct hp_epref *ep = ud;
     struct hp_err e;
     hp_err_init(&e);
     int fd = hp_conn_tunnel(ep->conn, ep->host, ep->port, &e);
@@ -808,7 +810,7 @@ static int tunnel_fn(void *ud, char *msg, size_t len)
     return 0;
 }
 
-struct hp_client *hp_ep_client(struct hp_conn *conn, struct hp_ep *ep, double timeout,
+struct hp_client *hp_epref_client(struct hp_conn *conn, struct hp_epref *ep, double timeout,
                                struct hp_err *err)
 {
     struct hp_client_error ce;
@@ -837,7 +839,7 @@ struct hp_client *hp_ep_client(struct hp_conn *conn, struct hp_ep *ep, double ti
     return c;
 }
 
-int hp_ep_client_err(const struct hp_ep *ep, const struct hp_client_error *ce,
+int hp_epref_client_err(const struct hp_epref *ep, const struct hp_client_error *ce,
                      struct hp_err *err)
 {
     const char *site = ep ? ep->site : "SITE";

@@ -32,7 +32,7 @@ struct hp_client;
 struct hp_client_error;
 struct hp_fwd;
 
-struct hp_ep {
+struct hp_epref {
     char *site, *name;
     char *dir, *state_dir;       /* on the site, absolute */
     char *host;                  /* where it listens, as seen from the login node */
@@ -43,14 +43,14 @@ struct hp_ep {
     char *local_dir;             /* this machine's record directory */
     char *token_path;            /* this machine's token file */
     json_t *record;              /* the record (owned) */
-    struct hp_conn *conn;        /* borrowed, for tunnels (hp_ep_client) */
+    struct hp_conn *conn;        /* borrowed, for tunnels (hp_epref_client) */
     struct hp_fwd *fwd;          /* the local forward curl connects to (owned) */
 };
 
-void hp_ep_release(struct hp_ep *ep);
+void hp_epref_release(struct hp_epref *ep);
 
 /* $XDG_STATE_HOME/hpcport/endpoints/@SITE (new string). */
-char *hp_ep_site_dir(const char *site);
+char *hp_epref_site_dir(const char *site);
 
 /* Start an endpoint from the configuration file config on site over conn:
  * upload, `HPCPORT endpoint serve --daemon` on the login node (or, with
@@ -60,7 +60,7 @@ char *hp_ep_site_dir(const char *site);
  * them here. ep is filled. HP_EINPUT for a configuration that does not load or
  * names files that are missing; HP_ESITE when the site cannot start it (the
  * server's own message). */
-struct hp_ep_start_opts {
+struct hp_epref_start_opts {
     const char *name;            /* NULL: the configuration's name */
     int batch;                   /* as a batch job through the site's adapter */
     /* batch only: */
@@ -70,31 +70,31 @@ struct hp_ep_start_opts {
     double wait;                 /* seconds to wait for it to serve; 0: 300 */
 };
 
-int hp_ep_start(struct hp_conn *conn, const struct hp_site *site, const char *config,
-                const struct hp_ep_start_opts *o, struct hp_ep *ep, struct hp_err *err);
+int hp_epref_start(struct hp_conn *conn, const struct hp_site *site, const char *config,
+                const struct hp_epref_start_opts *o, struct hp_epref *ep, struct hp_err *err);
 
 /* The record of site's endpoint name kept here; with name NULL, the only one
  * kept for site (several: HP_EUSAGE listing them). HP_ENOTFOUND when none
  * was started from here. */
-int hp_ep_load(const char *site, const char *name, struct hp_ep *ep, struct hp_err *err);
+int hp_epref_load(const char *site, const char *name, struct hp_epref *ep, struct hp_err *err);
 
 /* Ask the site whether ep still runs: 0 yes (its endpoint.json names the
  * same process), -1 with err HP_EUNAVAIL saying what is wrong (stopped,
  * restarted since the token was fetched) and what to do. *remote (may be
  * NULL) receives the site's endpoint.json when there is one. */
-int hp_ep_check(struct hp_conn *conn, const struct hp_ep *ep, json_t **remote,
+int hp_epref_check(struct hp_conn *conn, const struct hp_epref *ep, json_t **remote,
                 struct hp_err *err);
 
 /* Stop it (SIGTERM; a batch job is canceled), wait for its endpoint.json to
  * go (up to wait_s seconds) and forget it here. 1 when it was not running (forgotten
  * all the same). */
-int hp_ep_stop(struct hp_conn *conn, const struct hp_site *site, const struct hp_ep *ep,
+int hp_epref_stop(struct hp_conn *conn, const struct hp_site *site, const struct hp_epref *ep,
                double wait_s, struct hp_err *err);
 
 /* A client of ep's HTTP API whose connections are tunnels over conn, joined
  * to curl's connections by a local forward (fwd.h) (conn and ep must outlive
  * it; release the client before ep); timeout as hp_client_set_timeout. */
-struct hp_client *hp_ep_client(struct hp_conn *conn, struct hp_ep *ep, double timeout,
+struct hp_client *hp_epref_client(struct hp_conn *conn, struct hp_epref *ep, double timeout,
                                struct hp_err *err);
 
 /* A client error as an hp_err, with advice: 401 says the token is stale
@@ -103,11 +103,11 @@ struct hp_client *hp_ep_client(struct hp_conn *conn, struct hp_ep *ep, double ti
  * HP_EUNAVAIL (transport, unavailable, queue full), HP_ETIMEOUT,
  * HP_ECRASHED, HP_EFAIL (function failed, canceled), HP_ENOTFOUND,
  * HP_EINPUT (bad request, payload too large), HP_ESYS. Returns -1. */
-int hp_ep_client_err(const struct hp_ep *ep, const struct hp_client_error *ce,
+int hp_epref_client_err(const struct hp_epref *ep, const struct hp_client_error *ce,
                      struct hp_err *err);
 
 /* Write data atomically to path with mode (temporary file, fsync, rename). */
-int hp_ep_write_file(const char *path, const void *data, size_t len, unsigned mode,
+int hp_epref_write_file(const char *path, const void *data, size_t len, unsigned mode,
                      struct hp_err *err);
 
 #endif
