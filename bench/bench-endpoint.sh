@@ -133,7 +133,7 @@ else
             kill -0 "$TUN_PID" 2>/dev/null || break
             sleep 0.1
         done
-        TOKEN=$(ls "$XDG_STATE_HOME"/hpcport/endpoints/bench/*/token 2>/dev/null | head -1)
+        TOKEN=$(ls "$XDG_STATE_HOME"/hpcport/endpoints/@bench/*/token 2>/dev/null | head -1)
         if [ -z "$URL" ] || [ -z "$TOKEN" ]; then
             say "SSH tunnel: no URL from 'hpcport tunnel bench' or no token: $(tail -3 "$T/tunnel.err")"; fail=1
         elif "$EB" call "$URL" "$TOKEN" noop "$((N / 4))" > "$T/tcall"; then
