@@ -1,6 +1,7 @@
-/* cmd-site.c - hpcport site list | show | trust | check: the profiles visible from
- * here, one resolved profile with the origin of every value (like
- * `git config --list --show-origin`), and trusting a site's host keys. */
+/* cmd-site.c - hpcport site list | show | trust | check | deploy: the profiles
+ * visible from here, one resolved profile with the origin of every value (like
+ * `git config --list --show-origin`), trusting a site's host keys, checking a
+ * profile against the live site, and putting this binary on the site. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 #include "buf.h"
 #include "doc.h"
 #include "adapter.h"
+#include "conn.h"
+#include "deploy.h"
 #include "site.h"
 #include "ssh.h"
 #include "util.h"
@@ -26,12 +29,17 @@ static const char trust_usage[] =
 static const char check_usage[] =
     "usage: hpcport site check NAME [--json] [--no-job] [--job-timeout DURATION] "
     "[--set KEY=VALUE]... [--workflow FILE|--dir DIR]\n";
+static const char deploy_usage[] =
+    "usage: hpcport site deploy NAME [--list|--dry-run|--prune] [--binary FILE] [--json] "
+    "[--set KEY=VALUE]... [--workflow FILE|--dir DIR]\n";
 static const char site_usage[] =
     "usage: hpcport site list [--json] [--workflow FILE|--dir DIR]\n"
     "   or: hpcport site show NAME [--set KEY=VALUE]... [--workflow FILE|--dir DIR] [--json] "
     "[--no-origin]\n"
     "   or: hpcport site trust NAME [--yes] [--set KEY=VALUE]... [--workflow FILE|--dir DIR]\n"
     "   or: hpcport site check NAME [--json] [--no-job] [--job-timeout DURATION] "
+    "[--set KEY=VALUE]... [--workflow FILE|--dir DIR]\n"
+    "   or: hpcport site deploy NAME [--list|--dry-run|--prune] [--binary FILE] [--json] "
     "[--set KEY=VALUE]... [--workflow FILE|--dir DIR]\n";
 
 static const char layers_help[] =
@@ -49,6 +57,7 @@ static const char site_help[] =
     "    show    one profile as KEY=VALUE lines, each after the file:line:col that set it\n"
     "    trust   show the SSH host keys of the site's login and jump hosts and trust them\n"
     "    check   compare the profile with the live site: a table of checks\n"
+    "    deploy  put this hpcport binary on the site (or say how to build it there)\n"
     "\n"
     "'hpcport site <command> --help' tells more.\n";
 
@@ -601,9 +610,186 @@ out:
     return rc;
 }
 
+static const char deploy_help[] =
+    "\n"
+    "Put this hpcport binary on site NAME, as\n"
+    "$HOME/.local/share/hpcport/bin/hpcport-VERSION-HASH (HASH: 12 hex digits of\n"
+    "its SHA-256), with the link $HOME/.local/share/hpcport/bin/hpcport pointing at\n"
+    "it; set remote.hpcport to the link's path. First the site is probed (uname -m,\n"
+    "its C library and version, ldconfig -p) and compared with what the binary needs\n"
+    "(its ELF machine, the highest GLIBC_x.y it uses, the shared libraries it links);\n"
+    "a site that differs is refused before anything is copied, naming what differs\n"
+    "and how to build hpcport there. The copy is checked (size, SHA-256), run with\n"
+    "'version' on the site under a trial name (removed if it does not run), then\n"
+    "renamed and linked atomically. When the same build is already there and runs,\n"
+    "nothing is copied (\"already deployed\"). Older versions are kept.\n"
+    "\n"
+    "options:\n"
+    "    --list             list the versions on the site ('*' marks the linked one)\n"
+    "    --dry-run          probe and compare only; copy nothing\n"
+    "    --prune            after deploying, remove the versions other than the\n"
+    "                       linked one\n"
+    "    --binary FILE      deploy FILE (an hpcport built elsewhere) instead of\n"
+    "                       this binary\n"
+    "    --json             print {\"site\", \"path\", \"link\", \"name\", \"version\",\n"
+    "                       \"sha256\", \"uploaded\", \"relinked\", \"arch\", \"pruned\"};\n"
+    "                       with --list {\"site\", \"dir\", \"current\", \"versions\"}\n"
+    "    --set KEY=VALUE    override a value of the profile; may be repeated\n"
+    "    --workflow FILE    use the sites/ folder beside workflow FILE as a layer\n"
+    "    --dir DIR          use DIR/sites/ as the workflow layer\n"
+    "    -h, --help         show this help\n"
+    "\n"
+    "exit status: 0 deployed or already deployed, 2 usage error, 3 or 4 the profile\n"
+    "does not resolve, 4 the site cannot run the binary or cannot be reached, 6 a\n"
+    "file could not be read or copied.\n";
+
+static void deploy_list(const struct hp_site *s, const struct hp_deploy_result *r, int json)
+{
+    char *dir = hp_dirname(r->link);
+    if (json) {
+        json_t *v = json_array();
+        for (size_t i = 0; i < r->site.nfiles; i++)
+            json_array_append_new(v, json_string(r->site.files[i]));
+        json_t *doc = json_pack("{s:s, s:s, s:s?, s:o}", "site", s->name, "dir", dir,
+                                "current", r->site.current, "versions", v);
+        print_json(doc);
+        json_decref(doc);
+    } else {
+        for (size_t i = 0; i < r->site.nfiles; i++)
+            printf("%c %s/%s\n",
+                   r->site.current && !strcmp(r->site.current, r->site.files[i]) ? '*' : ' ',
+                   dir, r->site.files[i]);
+    }
+    free(dir);
+}
+
+static int site_deploy(int argc, char **argv)
+{
+    enum { OPT_LIST = 500, OPT_PRUNE, OPT_DRY, OPT_BINARY };
+    static const struct option opts[] = {
+        { "json", no_argument, NULL, OPT_JSON },
+        { "list", no_argument, NULL, OPT_LIST },
+        { "prune", no_argument, NULL, OPT_PRUNE },
+        { "dry-run", no_argument, NULL, OPT_DRY },
+        { "binary", required_argument, NULL, OPT_BINARY },
+        HP_CLI_SITE_OPTIONS,
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct hp_cli_siteargs sa = { 0 };
+    struct hp_deploy_opts o = { 0 };
+    struct hp_deploy_result r = { 0 };
+    char **pruned = NULL;
+    size_t npruned = 0;
+    int json = 0, list = 0, prune = 0, c, rc;
+    struct hp_site *s = NULL;
+    struct hp_conn *conn = NULL;
+    struct hp_err err;
+    hp_err_init(&err);
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (hp_cli_siteargs_opt(&sa, c, optarg))
+            continue;
+        switch (c) {
+        case 'h':
+            fputs(deploy_usage, stdout);
+            fputs(deploy_help, stdout);
+            rc = 0;
+            goto out;
+        case OPT_JSON: json = 1; break;
+        case OPT_LIST: list = 1; break;
+        case OPT_PRUNE: prune = 1; break;
+        case OPT_DRY: o.dry_run = 1; break;
+        case OPT_BINARY: o.binary = optarg; break;
+        case ':':
+            rc = hp_cli_usage_error(deploy_usage, "option '%s' needs a value", argv[optind - 1]);
+            goto out;
+        default:
+            rc = hp_cli_usage_error(deploy_usage, "unknown option '%s'", argv[optind - 1]);
+            goto out;
+        }
+    }
+    if (optind != argc - 1) {
+        rc = hp_cli_usage_error(deploy_usage, optind >= argc ? "no site name given"
+                                                             : "unexpected argument '%s'",
+                                argv[argc - 1]);
+        goto out;
+    }
+    if (list + prune + o.dry_run > 1) {
+        rc = hp_cli_usage_error(deploy_usage, "--list, --dry-run and --prune do not go "
+                                "together; give one");
+        goto out;
+    }
+    s = hp_cli_site(argv[optind], &sa, &err);
+    if (!s) {
+        rc = hp_cli_error(&err);
+        goto out;
+    }
+    hp_cli_auth_init();
+    conn = hp_conn_open(s, &err);
+    if (!conn) {
+        rc = hp_cli_error(&err);
+        goto out;
+    }
+    o.site = s->name;
+    if (list) {
+        if (hp_deploy_probe(conn, &r, &err) < 0) {
+            rc = hp_cli_error(&err);
+            goto out;
+        }
+        deploy_list(s, &r, json);
+        rc = 0;
+        goto out;
+    }
+    if (hp_deploy(conn, &o, &r, &err) < 0 ||
+        (prune && hp_deploy_prune(conn, &r, &pruned, &npruned, &err) < 0)) {
+        rc = hp_cli_error(&err);
+        goto out;
+    }
+    if (json) {
+        json_t *pr = json_array();
+        for (size_t i = 0; i < npruned; i++)
+            json_array_append_new(pr, json_string(pruned[i]));
+        json_t *doc = json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s, s:b, s:b, s:s, s:b, s:o}",
+                                "site", s->name, "path", r.path, "link", r.link, "name", r.name,
+                                "version", r.version, "sha256", r.bin.sha256,
+                                "uploaded", r.uploaded, "relinked", r.relinked,
+                                "arch", r.site.arch, "dry_run", o.dry_run, "pruned", pr);
+        print_json(doc);
+        json_decref(doc);
+    } else if (o.dry_run) {
+        printf("site '%s' can run this binary (%s, %s%s), to be installed under %s\n", s->name,
+               r.site.arch, r.site.musl ? "musl" : "glibc",
+               r.site.glibc_major ? "" : " version unknown", r.link);
+    } else {
+        printf("%s %s on site '%s': %s\n", r.uploaded ? "deployed" : "already deployed",
+               r.version, s->name, r.path);
+        printf("link: %s -> %s%s\n", r.link, r.name, r.relinked ? " (updated)" : "");
+        for (size_t i = 0; i < npruned; i++)
+            printf("pruned: %s\n", pruned[i]);
+        if (!strcmp(s->remote_hpcport, r.link))
+            printf("remote.hpcport of site '%s' is this link already\n", s->name);
+        else
+            printf("use it: add 'remote: {hpcport: %s}' to the site's profile, or pass "
+                   "--set remote.hpcport=%s\n", r.link, r.link);
+    }
+    fflush(stdout);
+    rc = 0;
+out:
+    for (size_t i = 0; i < npruned; i++)
+        free(pruned[i]);
+    free(pruned);
+    hp_deploy_result_release(&r);
+    hp_conn_free(conn);
+    hp_site_free(s);
+    hp_cli_siteargs_release(&sa);
+    return rc;
+}
+
 int cmd_site(int argc, char **argv)
 {
-    static const char *const subs[] = { "list", "show", "trust", "check", NULL };
+    static const char *const subs[] = { "list", "show", "trust", "check", "deploy", NULL };
     if (argc < 2)
         return hp_cli_usage_error(site_usage, "no site command given");
     const char *sub = argv[1];
@@ -620,6 +806,8 @@ int cmd_site(int argc, char **argv)
         return site_trust(argc - 1, argv + 1);
     if (!strcmp(sub, "check"))
         return site_check(argc - 1, argv + 1);
+    if (!strcmp(sub, "deploy"))
+        return site_deploy(argc - 1, argv + 1);
     const char *s = hp_suggest(sub, subs);
     if (s)
         return hp_cli_usage_error(site_usage, "'%s' is not a site command (did you mean '%s'?)",
