@@ -759,9 +759,14 @@ static int site_deploy(int argc, char **argv)
         print_json(doc);
         json_decref(doc);
     } else if (o.dry_run) {
-        printf("site '%s' can run this binary (%s, %s%s), to be installed under %s\n", s->name,
-               r.site.arch, r.site.musl ? "musl" : "glibc",
-               r.site.glibc_major ? "" : " version unknown", r.link);
+        char libc[48];
+        if (r.site.glibc_major)
+            snprintf(libc, sizeof(libc), "glibc %d.%d", r.site.glibc_major, r.site.glibc_minor);
+        else
+            snprintf(libc, sizeof(libc), "%s", r.site.musl ? "musl" : "C library unknown");
+        printf("site '%s' can run this binary (%s, %s; the binary needs glibc %d.%d), to be "
+               "installed under %s\n", s->name, r.site.arch, libc, r.bin.glibc_major,
+               r.bin.glibc_minor, r.link);
     } else {
         printf("%s %s on site '%s': %s\n", r.uploaded ? "deployed" : "already deployed",
                r.version, s->name, r.path);
