@@ -357,7 +357,7 @@ int hp_deploy_decide(const struct hp_deploy_bin *b, const struct hp_deploy_site 
     for (size_t i = 0; i < b->nneeded; i++) {
         const char *so = b->needed[i];
         if (libc_part(so) ||
-            bsearch(&so, s->libs, s->nlibs, sizeof(*s->libs), cmp_str))
+            (s->nlibs && bsearch(&so, s->libs, s->nlibs, sizeof(*s->libs), cmp_str)))
             continue;
         if (!missing++)
             hp_buf_addf(why, "%slibraries missing on the site (ldconfig -p): ",
@@ -443,15 +443,15 @@ out:
     return ret;
 }
 
-static int refuse(struct hp_err *err, const char *site, const char *why)
+static int refuse(struct hp_err *err, const char *site, const char *home, const char *why)
 {
     return hp_err_set(err, HP_ESITE, "site '%s' cannot run this hpcport binary: %s; "
                       "build hpcport on the site instead: copy a checkout of its source "
                       "there (hpcport cp -r SRC %s:hpcport-src), then hpcport ssh %s -- sh -c "
                       "'cd hpcport-src && sh tools/install-deps.sh && meson setup build && "
                       "ninja -C build', and set remote.hpcport to "
-                      "$HOME/hpcport-src/build/hpcport in the site's profile",
-                      site, why, site, site);
+                      "%s/hpcport-src/build/hpcport in the site's profile",
+                      site, why, site, site, home);
 }
 
 /* The file name hpcport-VERSION-HASH12 from `version`'s line "hpcport V ..." */
@@ -517,7 +517,7 @@ int hp_deploy(struct hp_conn *c, const struct hp_deploy_opts *o, struct hp_deplo
     if (hp_deploy_probe(c, r, err) < 0)
         goto out;
     if (hp_deploy_decide(&r->bin, &r->site, &why)) {
-        refuse(err, site, why.buf);
+        refuse(err, site, r->site.home, why.buf);
         goto out;
     }
     if (o->dry_run) {
@@ -559,7 +559,7 @@ int hp_deploy(struct hp_conn *c, const struct hp_deploy_opts *o, struct hp_deplo
         if (t != 0) {
             remove_file(c, trial_path);
             if (t > 0)
-                refuse(err, site, bad);
+                refuse(err, site, r->site.home, bad);
             goto out;
         }
         r->name = final_name(r->version, r->bin.sha256);

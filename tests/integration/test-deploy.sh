@@ -115,7 +115,7 @@ printf '\267\000' | dd of="$T/arm" bs=1 seek=18 conv=notrunc status=none
 expect_rc 4 "an aarch64 binary is refused (exit 4)" "$HP" site deploy dp --binary "$T/arm"
 check "... naming the difference" contains "$ERR" "the binary is for aarch64, the site is x86_64"
 check "... and how to build hpcport there" contains "$ERR" "hpcport cp -r SRC dp:hpcport-src"
-check "... with the build commands" contains "$ERR" "sh tools/install-deps.sh && meson setup build && ninja -C build"
+check "... with the build commands" contains "$ERR" "sh tools/install-deps.sh && meson setup build && ninja -C build', and set remote.hpcport to $HP_H_USER_HOME/hpcport-src/build/hpcport"
 
 # a program linked with a library that exists here, in $T, and not on the site
 mkdir -p "$T/lib"
