@@ -376,6 +376,8 @@ static int conn_msg(struct agent *a, struct conn *c, json_t *m)
             long rem = (long)json_integer_value(json_object_get(m, "remaining"));
             json_t *tasks = lease(a, c->pilot, n > 4096 ? 4096 : n, c->cores, c->gpus,
                                   c->nodes, rem);
+            if (json_array_size(tasks) == 0)
+                recount(a);     /* tasks added since the last tick */
             reply = json_pack("{s:s,s:o,s:I,s:b}", "t", "batch", "tasks", tasks, "left",
                               (json_int_t)a->left, "drain", a->drain);
         } else if (strcmp(t, "results") == 0) {
@@ -614,8 +616,8 @@ static void spool_status(struct agent *a)
 {
     char *p = spool_path(a, "status");
     char text[128];
-    int n = snprintf(text, sizeof(text), "{\"left\":%ld,\"drain\":%s}\n", a->left,
-                     a->drain ? "true" : "false");
+    int n = snprintf(text, sizeof(text), "{\"left\":%ld,\"drain\":%s,\"hb\":%d}\n", a->left,
+                     a->drain ? "true" : "false", a->o->hb_timeout);
     struct hp_err err;
     hp_err_init(&err);
     hp_wire_write_atomic(p, text, (size_t)n, 0644, &err);
@@ -746,8 +748,11 @@ int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
         if (c)
             *c = '\0';
     }
-    json_t *j = json_pack("{s:I,s:s,s:i,s:s?}", "pid", (json_int_t)getpid(), "host", host,
-                          "port", port, "spool", o->spool);
+    json_t *j = json_pack("{s:I,s:s?}", "pid", (json_int_t)getpid(), "spool", o->spool);
+    if (a.lfd >= 0) {
+        json_object_set_new(j, "host", json_string(host));
+        json_object_set_new(j, "port", json_integer(port));
+    }
     json = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (hp_wire_write_atomic(jpath, json, strlen(json), 0600, err) < 0)

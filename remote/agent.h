@@ -22,7 +22,7 @@
  * done/ (PILOT-SEQ.res, by rename of a temporary file), deletes a batch once
  * every task of it is reported, and heartbeats by touching pilots/PILOT. The
  * agent reads and deletes done/ files and requeues the batches of lost
- * pilots. SPOOL/status holds {"left":N,"drain":BOOL} for pilots. */
+ * pilots. SPOOL/status holds {"left":N,"drain":BOOL,"hb":TIMEOUT} for pilots. */
 #ifndef HP_AGENT_H
 #define HP_AGENT_H
 

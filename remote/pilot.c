@@ -63,6 +63,8 @@ struct pilot {
     int agent_drain;
     long ran;
     double last_send, last_flush, last_work, lost_since;
+    double hb_every;                 /* heartbeat interval: --heartbeat, or a
+                                      * third of the agent's timeout if less */
     long seq;
     char *spool_leased, *spool_hb;
 };
@@ -114,6 +116,16 @@ static void add_result(struct pilot *p, struct task *t, int release, int ex, int
 }
 
 /* ---- TCP ---- */
+
+static void agent_hb(struct pilot *p, json_t *hb)
+{
+    if (json_is_integer(hb) && json_integer_value(hb) > 0) {
+        double every = (double)json_integer_value(hb) / 3;
+        if (every < p->o->heartbeat)
+            p->hb_every = every < 0.2 ? 0.2 : every;
+    }
+}
+
 
 static int tcp_connect(const char *addr, struct hp_err *err)
 {
@@ -220,6 +232,7 @@ static int tcp_register(struct pilot *p, struct hp_err *err)
         return hp_err_set(err, HP_EAUTH, "the agent at %s refused this pilot (wrong campaign "
                           "secret? use the secret file of the agent's directory)", p->o->agent);
     }
+    agent_hb(p, json_object_get(reply, "hb"));
     json_decref(reply);
     p->lost_since = 0;
     return 0;
@@ -315,6 +328,7 @@ static void spool_read_status(struct pilot *p)
         if (json_is_integer(json_object_get(j, "left")))
             p->left = (long)json_integer_value(json_object_get(j, "left"));
         p->agent_drain = json_is_true(json_object_get(j, "drain"));
+        agent_hb(p, json_object_get(j, "hb"));
         json_decref(j);
         free(text);
     }
@@ -645,6 +659,7 @@ int hp_pilot_run(const struct hp_pilot_opts *o, long *ran, struct hp_err *err)
     *ran = 0;
     p.results = json_array();
     p.free_cores = o->cores;
+    p.hb_every = o->heartbeat;
     parse_gpus(&p);
     if (o->id) {
         snprintf(p.id, sizeof(p.id), "%s", o->id);
@@ -693,6 +708,7 @@ int hp_pilot_run(const struct hp_pilot_opts *o, long *ran, struct hp_err *err)
             goto out;
         }
         spool_hb(&p);
+        spool_read_status(&p);
         if (hp_mkdir_p(p.spool_leased, 0700) < 0) {
             hp_err_errno(err, "create '%s'", p.spool_leased);
             goto out;
@@ -741,7 +757,7 @@ int hp_pilot_run(const struct hp_pilot_opts *o, long *ran, struct hp_err *err)
             if (flush(&p) == 0)
                 p.last_flush = now;
         }
-        if (o->spool && now - p.last_send > o->heartbeat) {
+        if (o->spool && now - p.last_send > p.hb_every) {
             spool_hb(&p);
             spool_read_status(&p);
         }
@@ -756,7 +772,7 @@ int hp_pilot_run(const struct hp_pilot_opts *o, long *ran, struct hp_err *err)
                 p.last_work = now;
             schedule(&p);
         }
-        if (!o->spool && p.fd >= 0 && now - p.last_send > o->heartbeat) {
+        if (!o->spool && p.fd >= 0 && now - p.last_send > p.hb_every) {
             struct hp_err e2;
             hp_err_init(&e2);
             json_t *reply = NULL;
