@@ -30,6 +30,7 @@ struct conn {
     char nonce[2 * HP_WIRE_NONCE + 1];
     char pilot[64];
     int cores, gpus, nodes;
+    double since;          /* accepted at (hp_now) */
     struct hp_buf in;
 };
 
@@ -251,20 +252,28 @@ static json_t *lease(struct agent *a, const char *pilot, int n, int cores, int g
     return arr;
 }
 
-/* Record a batch of results from pilot. A result for a task already done or
- * failed changes nothing (the first recorded result wins). */
-static void results(struct agent *a, const char *pilot, json_t *r)
+/* Record a batch of results from pilot, all or none (-1: none recorded,
+ * the pilot must send them again). A result for a task already done or
+ * failed changes nothing (the first recorded result wins); a pilot hands
+ * back (release) only tasks still leased to it. */
+static int results(struct agent *a, const char *pilot, json_t *r)
 {
     size_t i;
     json_t *x;
     double now = hp_wall_now();
-    sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    long done = 0;
+    if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
     json_array_foreach(r, i, x) {
         json_int_t id = json_integer_value(json_object_get(x, "id"));
+        int rc;
         if (json_is_true(json_object_get(x, "release"))) {
             sqlite3_bind_int64(a->st_release, 1, id);
-            sqlite3_step(a->st_release);
+            sqlite3_bind_text(a->st_release, 2, pilot, -1, SQLITE_STATIC);
+            rc = sqlite3_step(a->st_release);
             sqlite3_reset(a->st_release);
+            if (rc != SQLITE_DONE)
+                goto fail;
             continue;
         }
         int ex = (int)json_integer_value(json_object_get(x, "exit"));
@@ -276,12 +285,19 @@ static void results(struct agent *a, const char *pilot, json_t *r)
         sqlite3_bind_double(st, 4, now);
         sqlite3_bind_text(st, 5, pilot, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, id);
-        sqlite3_step(st);
-        if (sqlite3_changes(a->db) > 0 && a->left > 0)
-            a->left--;
+        rc = sqlite3_step(st);
+        done += sqlite3_changes(a->db) > 0;
         sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            goto fail;
     }
-    sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);
+    if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    a->left = a->left > done ? a->left - done : 0;
+    return 0;
+fail:
+    sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
 }
 
 static void requeue_pilot(struct agent *a, const char *pilot)
@@ -319,6 +335,7 @@ static void conn_accept(struct agent *a)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct conn *c = hp_xcalloc(1, sizeof(*c));
     c->fd = fd;
+    c->since = hp_now();
     hp_buf_init(&c->in, 4096);
     unsigned char raw[HP_WIRE_NONCE];
     RAND_bytes(raw, sizeof(raw));
@@ -382,8 +399,8 @@ static int conn_msg(struct agent *a, struct conn *c, json_t *m)
                               (json_int_t)a->left, "drain", a->drain);
         } else if (strcmp(t, "results") == 0) {
             json_t *r = json_object_get(m, "r");
-            if (json_is_array(r))
-                results(a, c->pilot, r);
+            if (json_is_array(r) && results(a, c->pilot, r) < 0)
+                return -1;      /* not recorded: the pilot sends them again */
             reply = ack(a);
         } else if (strcmp(t, "hb") == 0) {
             reply = ack(a);
@@ -416,6 +433,10 @@ static void conn_read(struct agent *a, size_t i)
         return;
     }
     hp_buf_setlen(&c->in, c->in.len + (size_t)r);
+    if (!c->authed && c->in.len > 4096) {    /* a register message is small */
+        conn_close(a, i);
+        return;
+    }
     for (;;) {
         json_t *m = NULL;
         struct hp_err err;
@@ -463,12 +484,8 @@ static void spool_lines(const char *path, void (*fn)(struct agent *, json_t *, v
 
 static void collect_one(struct agent *a, json_t *o, void *arg)
 {
-    (void)arg;
-    const char *pilot = json_string_value(json_object_get(o, "pilot"));
-    json_t *r = json_array();
-    json_array_append(r, o);
-    results(a, pilot ? pilot : "spool", r);
-    json_decref(r);
+    (void)a;
+    json_array_append(arg, o);
 }
 
 static void spool_collect(struct agent *a)
@@ -480,8 +497,13 @@ static void spool_collect(struct agent *a)
         if (!hp_ends_with(e->d_name, ".res"))
             continue;
         char *p = hp_path_join(dir, e->d_name);
-        spool_lines(p, collect_one, a, NULL);
-        unlink(p);
+        /* one file is one pilot's batch of results: one transaction */
+        json_t *r = json_array();
+        spool_lines(p, collect_one, a, r);
+        const char *pilot = json_string_value(json_object_get(json_array_get(r, 0), "pilot"));
+        if (results(a, pilot ? pilot : "spool", r) == 0)
+            unlink(p);          /* else read again at the next tick */
+        json_decref(r);
         free(p);
     }
     if (d)
@@ -673,6 +695,10 @@ static void tick(struct agent *a)
     a->drain = access(dp, F_OK) == 0;
     free(dp);
     double now = hp_now();
+    /* a peer that has not authenticated in 10 s holds no slot */
+    for (size_t i = a->nconns; i-- > 0;)
+        if (!a->conns[i]->authed && now - a->conns[i]->since > 10)
+            conn_close(a, i);
     for (size_t i = 0; i < a->npilots;) {
         if (now - a->pilots[i].last_seen > a->o->hb_timeout) {
             requeue_pilot(a, a->pilots[i].id);
@@ -705,7 +731,7 @@ static int prepare(struct agent *a, struct hp_err *err)
         "UPDATE tasks SET state=1, pilot=?1, t_start=?2 WHERE id=?3",
         "UPDATE tasks SET state=?1, exit=?2, signal=?3, t_end=?4, pilot=?5 WHERE id=?6 AND "
         "state<2",
-        "UPDATE tasks SET state=0, pilot=NULL WHERE id=?1 AND state=1",
+        "UPDATE tasks SET state=0, pilot=NULL WHERE id=?1 AND state=1 AND pilot=?2",
         "UPDATE tasks SET state=0, pilot=NULL, attempts=attempts+1 WHERE state=1 AND pilot=?1",
         "UPDATE tasks SET state=0, pilot=NULL, attempts=attempts+1 WHERE state=1 AND id=?1",
     };

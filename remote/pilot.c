@@ -346,6 +346,8 @@ static void spool_claim(struct pilot *p)
         char *from = hp_path_join(ndir, e->d_name), *to = hp_path_join(p->spool_leased,
                                                                          e->d_name);
         int r = rename(from, to);
+        if (r < 0 && errno == ENOENT && hp_mkdir_p(p->spool_leased, 0700) == 0)
+            r = rename(from, to);   /* the agent took us for lost and removed our folder */
         free(from);
         if (r < 0) {            /* another pilot was faster */
             free(to);
