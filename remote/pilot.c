@@ -560,7 +560,7 @@ static void schedule(struct pilot *p)
     for (size_t i = 0; i < p->nqueue; i++) {
         struct task *t = p->queue[i];
         int need = t->nodes > 1 ? p->o->cores : t->cores;
-        if (term_flag || (p->end > 0 && t->walltime > 0 && t->walltime > remaining(p)) ||
+        if (term_flag || p->agent_drain || (p->end > 0 && t->walltime > 0 && t->walltime > remaining(p)) ||
             t->gpus > (int)p->ngpus || t->gpus > 64 || need > p->o->cores ||
             t->nodes > p->o->nodes) {
             add_result(p, t, 1, 0, 0);

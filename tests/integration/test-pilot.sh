@@ -216,6 +216,26 @@ expect_rc 0 "spool: another pilot takes over a dead pilot's batch" timeout 60 "$
 [ "$(task_field "$A" sk1 attempts)" = 1 ] && ok "spool: the requeue counted an attempt" || fail "sk1 attempts $(task_field "$A" sk1 attempts)"
 stop_agent
 
+# --- agent --daemon, and stop --drain: pilots take nothing new and exit
+A=$T/a11
+for i in $(seq 40); do echo "{\"sh\":\"sleep 0.1\"}"; done | "$HP" agent add --dir "$A" >/dev/null
+expect_rc 0 "agent --daemon returns once listening" "$HP" agent --dir "$A" --daemon --heartbeat-timeout 2
+PORT=$(py "import json,sys;print(json.loads(sys.argv[1])['port'])" "$OUT" 2>/dev/null)
+DPID=$(py "import json,sys;print(json.loads(sys.argv[1])['pid'])" "$OUT" 2>/dev/null)
+[ -n "$DPID" ] && PIDS+=("$DPID")
+[ -n "$PORT" ] && kill -0 "$DPID" 2>/dev/null && ok "the daemon runs and prints agent.json" || fail "daemon: $OUT $ERR"
+"$HP" pilot --agent "127.0.0.1:$PORT" --secret-file "$A/secret" --cores 1 --idle 30 & P=$!; PIDS+=("$P")
+for _ in $(seq 100); do [ "$(count "$A" done)" -gt 2 ] && break; sleep 0.05; done
+expect_rc 0 "agent stop --drain" "$HP" agent stop --dir "$A" --drain
+timeout 20 tail --pid="$P" -f /dev/null; kill -0 "$P" 2>/dev/null && fail "the pilot did not exit on drain" || ok "the pilot exits on drain"
+wait "$P"; rc=$?
+q=$(count "$A" queued)
+[ $rc = 0 ] && [ "$q" -gt 0 ] && [ "$(count "$A" leased)" = 0 ] && ok "drain: the pilot exits 0, handing back what it had not started ($q queued)" || fail "drain: rc $rc $(status "$A")"
+expect_rc 0 "agent stop ends the daemon" "$HP" agent stop --dir "$A"
+gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+for _ in $(seq 40); do gone "$DPID" && break; sleep 0.05; done
+gone "$DPID" && ok "the daemon is gone" || fail "daemon still running"
+
 # --- network namespaces (root): no route at all -> spool; only a route to
 # the agent -> TCP
 NS1=hpt-iso-$$; NS2=hpt-ag-$$; NS3=hpt-pi-$$
