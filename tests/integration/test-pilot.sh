@@ -236,6 +236,19 @@ gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>
 for _ in $(seq 40); do gone "$DPID" && break; sleep 0.05; done
 gone "$DPID" && ok "the daemon is gone" || fail "daemon still running"
 
+# --- a task of two nodes: not taken by a one-node pilot; through the
+# launcher `none` it runs on the pilot's node and holds all its cores
+A=$T/a12
+printf '{"id":"mn","nodes":2,"sh":"echo $$ > %s/mn; sleep 0.3"}\n{"id":"one","sh":"echo one >> %s/mnlog"}\n' "$T" "$T" | "$HP" agent add --dir "$A" >/dev/null
+start_agent "$A"
+timeout 30 "$HP" pilot --agent "127.0.0.1:$PORT" --secret-file "$A/secret" --idle 1 >/dev/null 2>&1
+[ "$(task_field "$A" mn state)" = queued ] && [ "$(task_field "$A" one state)" = done ] &&
+    ok "a one-node pilot leaves the two-node task queued" || fail "mn: $(task_field "$A" mn state)"
+expect_rc 0 "a two-node pilot runs it with --launcher none" timeout 30 "$HP" pilot --agent "127.0.0.1:$PORT" --secret-file "$A/secret" --nodes 2 --launcher none --idle 1
+[ "$(task_field "$A" mn state)" = done ] && [ -s "$T/mn" ] && ok "the two-node task ran" || fail "mn: $(task_field "$A" mn state)"
+expect_rc 2 "an unknown launcher is refused" "$HP" pilot --spool "$T" --launcher pbsdsh
+stop_agent
+
 # --- network namespaces (root): no route at all -> spool; only a route to
 # the agent -> TCP
 NS1=hpt-iso-$$; NS2=hpt-ag-$$; NS3=hpt-pi-$$
