@@ -33,7 +33,7 @@ struct task {
     pid_t pid;
     int gpu_slot[64];      /* indexes into gpu ids */
     double started;
-    int killed;
+    int killed;            /* by the drain: handed back */
 };
 
 struct batch {
@@ -738,6 +738,12 @@ int hp_pilot_run(const struct hp_pilot_opts *o, long *ran, struct hp_err *err)
                     kill(-p.run[i]->pid, SIGKILL);
                     p.run[i]->killed = 1;
                 }
+        }
+        /* a task past its walltime: SIGTERM, then SIGKILL 5 s later */
+        for (size_t i = 0; i < p.nrun; i++) {
+            struct task *t = p.run[i];
+            if (t->walltime > 0 && !t->killed && now - t->started > t->walltime)
+                kill(-t->pid, now - t->started > t->walltime + 5 ? SIGKILL : SIGTERM);
         }
         schedule(&p);
         if (!o->spool && p.fd < 0) {

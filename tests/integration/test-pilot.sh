@@ -125,6 +125,11 @@ expect_rc 0 "a pilot with 10 minutes left" timeout 30 "$HP" pilot --agent "127.0
 [ "$(task_field "$A" short state)" = done ] && [ "$(task_field "$A" long state)" = queued ] &&
     [ "$(task_field "$A" long attempts)" = 0 ] &&
     ok "the 5 s task ran, the 1 h task stays queued" || fail "walltime: $("$HP" agent status --dir "$A" --tasks)"
+printf '{"id":"overtime","walltime":1,"argv":["sleep","30"]}\n' | "$HP" agent add --dir "$A" >/dev/null
+t0=$(date +%s)
+timeout 30 "$HP" pilot --agent "127.0.0.1:$PORT" --secret-file "$A/secret" --walltime 10m --idle 1
+[ "$(task_field "$A" overtime signal)" = 15 ] && [ $(($(date +%s) - t0)) -lt 10 ] &&
+    ok "a task past its walltime is stopped (SIGTERM)" || fail "overtime: $(task_field "$A" overtime state) $(task_field "$A" overtime signal)"
 SLURM_JOB_END_TIME=$(($(date +%s) + 7200)) timeout 30 "$HP" pilot --agent "127.0.0.1:$PORT" --secret-file "$A/secret" --idle 1
 [ "$(task_field "$A" long state)" = done ] && ok "a pilot with 2 h left (SLURM_JOB_END_TIME) takes it" || fail "long: $(task_field "$A" long state)"
 stop_agent
