@@ -22,6 +22,7 @@ typedef int (*hp_cmd_fn)(int argc, char **argv);
 
 /* Each subcommand: argv[0] is the subcommand name. Returns the exit status. */
 int cmd_adapters(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 int cmd_auth(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
@@ -35,6 +36,7 @@ int cmd_endpoint_serve(int argc, char **argv);
 int cmd_endpoint_worker(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
+int cmd_pilot(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_site(int argc, char **argv);

@@ -20,6 +20,7 @@ struct cmd {
 /* Alphabetical. */
 static const struct cmd commands[] = {
     { "adapters", cmd_adapters, "list built-in adapters and adapter plugins, with their hooks" },
+    { "agent", cmd_agent, "the campaign agent on a login node: feeds pilots (add, status, stop)" },
     { "auth", cmd_auth, "OAuth2 logins to a site's identity provider: login, status, logout, token" },
     { "call", cmd_call, "call a function of a site's endpoint" },
     { "cancel", cmd_cancel, "cancel a campaign or some of its tasks" },
@@ -29,6 +30,7 @@ static const struct cmd commands[] = {
     { "endpoint", cmd_endpoint, "a site's function endpoint: start, stop, status (and serve)" },
     { "help", cmd_help, "show help for a command" },
     { "logs", cmd_logs, "show the output of a task instance" },
+    { "pilot", cmd_pilot, "run a campaign agent's tasks inside a batch allocation" },
     { "plan", cmd_plan, "show the job scripts a run would submit, and a portability lint" },
     { "run", cmd_run, "run (or resume) a campaign on a site" },
     { "site", cmd_site, "list site profiles, show one with the origin of each value" },

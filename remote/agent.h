@@ -1,0 +1,64 @@
+/* agent.h - the campaign agent that runs on a login node and feeds pilots
+ * (hpcport agent, hpcport pilot; the protocol is in pilot-wire.h).
+ *
+ * DIR holds everything of one campaign's agent:
+ *   tasks.db     the task store (SQLite, WAL): one row per task
+ *   agent.lock   flock()ed by the running agent: one agent per DIR
+ *   secret       per-campaign secret (32 random bytes, hex), 0600, made at first
+ *                start; pilots prove they know it (HMAC), it never crosses the wire
+ *   agent.json   {"pid","host","port","spool"} of the running agent, 0600
+ *   drain        when present, pilots take nothing new and exit when idle
+ *
+ * Task states: queued -> leased (handed to a pilot) -> done | failed.
+ * A pilot silent for longer than the heartbeat timeout is lost: its leased
+ * tasks go back to queued with attempts + 1. A result for a task that has
+ * already completed is ignored, so no completed task is ever recorded twice,
+ * and a task is never handed out again once a result for it is recorded.
+ *
+ * Spool mode (for compute nodes that cannot reach the login node) lays out
+ * SPOOL/{new,leased/PILOT,done,pilots}: the agent writes batches of tasks as
+ * one file each into new/ (NAME.batch, one TASK per line); a pilot claims one
+ * with rename() into leased/PILOT/, writes its results as one file into
+ * done/ (PILOT-SEQ.res, by rename of a temporary file), deletes a batch once
+ * every task of it is reported, and heartbeats by touching pilots/PILOT. The
+ * agent reads and deletes done/ files and requeues the batches of lost
+ * pilots. SPOOL/status holds {"left":N,"drain":BOOL,"hb":TIMEOUT} for pilots. */
+#ifndef HP_AGENT_H
+#define HP_AGENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include "err.h"
+
+enum hp_task_state { HP_TASK_QUEUED = 0, HP_TASK_LEASED, HP_TASK_DONE, HP_TASK_FAILED };
+
+struct hp_agent_opts {
+    const char *dir;       /* required */
+    const char *listen;    /* HOST:PORT, default 127.0.0.1:0; NULL with spool: no TCP */
+    const char *spool;     /* spool directory or NULL */
+    int hb_timeout;        /* seconds of silence before a pilot is lost (default 30) */
+    int batch;             /* tasks per spool batch (default 256) */
+    int exit_when_done;    /* stop once no task is queued or leased */
+    /* called once listening with agent.json's text */
+    void (*ready)(const char *json, void *arg);
+    void *ready_arg;
+};
+
+/* Run the agent until SIGTERM/SIGINT (or, with exit_when_done, the end of
+ * the campaign). Fails if another agent holds DIR. */
+int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err);
+/* Add tasks from JSON lines (text, len): each line an object with "argv"
+ * (array of strings) or "sh" (string), and optional "id" (unique name),
+ * "env" (object), "cwd", "stdout", "stderr", "cores", "gpus", "nodes",
+ * "walltime" (seconds or a duration string). All lines or none are added; an
+ * error names the line. *added gets the count. */
+int hp_agent_add(const char *dir, const char *text, size_t len, size_t *added,
+                 struct hp_err *err);
+/* Counts by state, and with tasks != 0 one object per task, as JSON:
+ * {"queued":N,"leased":N,"done":N,"failed":N,"running":BOOL,"tasks":[...]} */
+int hp_agent_status(const char *dir, int tasks, json_t **out, struct hp_err *err);
+/* Ask the running agent of dir to stop (SIGTERM) and wait up to timeout s.
+ * drain != 0 instead creates DIR/drain (pilots finish and exit). */
+int hp_agent_stop(const char *dir, int drain, double timeout, struct hp_err *err);
+
+#endif
