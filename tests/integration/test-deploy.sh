@@ -96,9 +96,9 @@ NAME2=hpcport-$("$HP" version | awk '{print $2}')-${SUM2:0:12}
 expect_rc 0 "deploy --binary another build" "$HP" site deploy dp --binary "$T/hp2"
 check "... deployed and linked" contains "$OUT" "link: $RBIN/hpcport -> $NAME2 (updated)"
 expect_rc 0 "deploy --list" "$HP" site deploy dp --list
+# (listed by name: the order of the two follows their hashes)
 check "--list: both versions, the new one linked" \
-    test "$OUT" = "  $RBIN/$NAME
-* $RBIN/$NAME2"
+    test "$(printf '%s\n' "$OUT" | sort)" = "$(printf '%s\n' "  $RBIN/$NAME" "* $RBIN/$NAME2" | sort)"
 expect_rc 0 "deploy --list --json" "$HP" site deploy dp --list --json
 echo "$OUT" > "$T/l.json"
 check "--list --json: current" test "$(jget "$T/l.json" "d['current']")" = "$NAME2"
