@@ -15,11 +15,12 @@
 #include "banned.h"
 
 enum { OPT_CONFIG = 256, OPT_NAME, OPT_JSON, OPT_BATCH, OPT_WAIT, OPT_WALLTIME, OPT_PARTITION,
-       OPT_CORES, OPT_GPUS };
+       OPT_CORES, OPT_GPUS, OPT_BIND };
 
 static const char usage[] =
     "usage: hpcport endpoint start SITE --config FILE [--name NAME] [--json] [--batch "
-    "[--walltime DURATION] [--partition NAME] [--cores N] [--gpus N] [--wait DURATION]]\n"
+    "[--walltime DURATION] [--partition NAME] [--cores N] [--gpus N] [--wait DURATION] "
+    "[--bind ADDR]]\n"
     "       hpcport endpoint stop SITE [--name NAME]\n"
     "       hpcport endpoint status SITE [--name NAME] [--json]\n"
     "       hpcport endpoint serve --config FILE [--name NAME] [--listen ADDR] "
@@ -50,12 +51,14 @@ static const char help[] =
     "                       the batch job's resources (defaults: the site's walltime\n"
     "                       or 1 h, its default partition, 1 core, no GPU)\n"
     "    --wait DURATION    how long start waits for the job to serve (default 5m)\n"
+    "    --bind ADDR        the address the batch job serves on (default: the\n"
+    "                       node's first address, from hostname -I)\n"
     "    --set, --workflow, --dir\n"
     "                       resolve SITE as other commands do\n"
     "    -h, --help         show this help\n";
 
 struct args {
-    const char *site, *config, *name, *partition;
+    const char *site, *config, *name, *partition, *bind;
     int json, batch, cores, gpus;
     int64_t walltime, wait;
     struct hp_cli_siteargs sa;
@@ -74,6 +77,7 @@ static int parse(int argc, char **argv, struct args *a)
         { "cores", required_argument, NULL, OPT_CORES },
         { "gpus", required_argument, NULL, OPT_GPUS },
         { "wait", required_argument, NULL, OPT_WAIT },
+        { "bind", required_argument, NULL, OPT_BIND },
         HP_CLI_SITE_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -94,6 +98,7 @@ static int parse(int argc, char **argv, struct args *a)
         case OPT_JSON: a->json = 1; break;
         case OPT_BATCH: a->batch = 1; break;
         case OPT_PARTITION: a->partition = optarg; break;
+        case OPT_BIND: a->bind = optarg; break;
         case OPT_WALLTIME:
         case OPT_WAIT: {
             int64_t d = hp_parse_duration(optarg);
@@ -146,10 +151,11 @@ static int do_start(struct args *a)
     struct hp_epref ep = { 0 };
     if (!a->config)
         return hp_cli_usage_error(usage, "start needs --config FILE");
-    if (!a->batch && (a->walltime || a->partition || a->cores || a->gpus || a->wait))
+    if (!a->batch && (a->walltime || a->partition || a->cores || a->gpus || a->wait || a->bind))
         return hp_cli_usage_error(usage, "--walltime, --partition, --cores, --gpus and --wait "
                                   "go with --batch");
-    struct hp_epref_start_opts so = { .name = a->name, .batch = a->batch, .walltime = a->walltime,
+    struct hp_epref_start_opts so = { .name = a->name, .batch = a->batch, .bind = a->bind,
+                                      .walltime = a->walltime,
                                    .partition = a->partition, .cores = a->cores,
                                    .gpus = a->gpus, .wait = (double)a->wait };
     struct hp_site *s = hp_cli_site(a->site, &a->sa, &err);

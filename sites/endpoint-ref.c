@@ -430,10 +430,16 @@ static int start_batch(struct hp_conn *conn, const struct hp_site *site,
     int st = 0;
     if (run(conn, touch, NULL, NULL, &st, QUERY_TIMEOUT, err) < 0)
         goto out;
-    /* the node's first address (hostname -I leaves out loopback) */
-    hp_buf_adds(&sh, "addr=$(hostname -I 2>/dev/null | awk '{print $1}')\n"
-                     "[ -n \"$addr\" ] || addr=$(hostname -i | awk '{print $1}')\n"
-                     "case $addr in *:*) addr=\"[$addr]\";; esac\nexec ");
+    if (o->bind) {
+        hp_buf_adds(&sh, "addr=");
+        hp_sq_quote(&sh, o->bind);
+        hp_buf_adds(&sh, "\n");
+    } else {
+        /* the node's first address (hostname -I leaves out loopback) */
+        hp_buf_adds(&sh, "addr=$(hostname -I 2>/dev/null | awk '{print $1}')\n"
+                         "[ -n \"$addr\" ] || addr=$(hostname -i | awk '{print $1}')\n");
+    }
+    hp_buf_adds(&sh, "case $addr in *:*) addr=\"[$addr]\";; esac\nexec ");
     const char *words[] = { site->remote_hpcport, "endpoint", "serve", "--config", rcfg,
                             "--name", ep->name, "--state-dir", ep->state_dir, NULL };
     hp_sq_quote_argv(&sh, words);

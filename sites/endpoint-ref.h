@@ -68,6 +68,8 @@ struct hp_epref_start_opts {
     const char *partition;       /* NULL: the site's default */
     int cores, gpus;             /* on the node; 0: 1 core, no GPU */
     double wait;                 /* seconds to wait for it to serve; 0: 300 */
+    const char *bind;            /* address to serve on; NULL: the node's first
+                                    address (hostname -I) */
 };
 
 int hp_epref_start(struct hp_conn *conn, const struct hp_site *site, const char *config,

@@ -213,16 +213,18 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=hpcport-test-node \
     -keyout "$T/cfg/tls/key.pem" -out "$T/cfg/tls/cert.pem" >/dev/null 2>&1
 chmod 0600 "$T/cfg/tls/key.pem"
 sed -e 's/^name: demo/name: bdemo/' "$T/cfg/demo.yaml" > "$T/cfg/bdemo.yaml"
-echo "tls: {cert: tls/cert.pem, key: tls/key.pem}" >> "$T/cfg/bdemo.yaml"
+# TLS on loopback too (tls.always): the job serves on 127.0.0.1 (--bind), since
+# tests send traffic to loopback only, never to the machine's own addresses
+echo "tls: {cert: tls/cert.pem, key: tls/key.pem, always: true}" >> "$T/cfg/bdemo.yaml"
 expect_rc 3 "start --batch: a configuration without tls is refused" "$HP" endpoint start ep --config "$T/cfg/demo.yaml" --batch
 check "start --batch: ... saying TLS" contains "$ERR" "TLS"
 expect_rc 2 "start: --walltime without --batch is a usage error" "$HP" endpoint start ep --config "$T/cfg/demo.yaml" --walltime 5m
-expect_rc 0 "start --batch: a Slurm job serves the endpoint" "$HP" endpoint start ep --config "$T/cfg/bdemo.yaml" --batch --walltime 10m --json
+expect_rc 0 "start --batch: a Slurm job serves the endpoint" "$HP" endpoint start ep --config "$T/cfg/bdemo.yaml" --batch --bind 127.0.0.1 --walltime 10m --json
 echo "$OUT" > "$T/batch.json"
 job=$(jget "$T/batch.json" 'd["job_id"]')
 check "start --batch: the record names the job" test -n "$job"
 check "start --batch: the job runs in Slurm" sh -c "squeue -h -j '$job' -o %T | grep -q RUNNING"
-check "start --batch: it listens on the node's address with TLS" test "$(jget "$T/batch.json" 'd["endpoint"]["tls"] and d["endpoint"]["listen"]["host"] != "127.0.0.1"')" = True
+check "start --batch: it listens on the --bind address with TLS" test "$(jget "$T/batch.json" 'd["endpoint"]["tls"] and d["endpoint"]["listen"]["host"] == "127.0.0.1"')" = True
 check "start --batch: the token is not in the output" test -z "$(grep -F "$(cat "$XDG_STATE_HOME/hpcport/endpoints/@ep/bdemo/token")" "$T/batch.json")"
 expect_rc 0 "status --batch endpoint" "$HP" endpoint status ep --name bdemo
 check "status: names the job and TLS" contains "$OUT" "batch job $job"
