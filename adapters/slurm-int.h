@@ -79,6 +79,12 @@ int slurm_parse_sbatch(const char *out, char *id, size_t len);
 const char *slurm_name_token(const char *name);
 
 /* The Slurm adapter's render (the sbatch script), shared with slurmrest.c. */
+/* GPUs as the site takes them (scheduler.gpu_request): per node (the
+ * default), as a generic resource, as the job's total, or not at all where
+ * whole nodes come with all their GPUs. Returns the sbatch option ("gres",
+ * "gpus", "gpus-per-node") with its value in buf, or NULL for none. */
+const char *slurm_gpu_request(const struct hp_jobspec *spec, const struct hp_site *site,
+                              int nodes, char *buf, size_t len);
 int slurm_render(const struct hp_jobspec *spec, const struct hp_site *site, struct hp_buf *out,
                  struct hp_err *err);
 

@@ -87,31 +87,26 @@ static void path_directive(struct hp_buf *out, const char *opt, const char *path
     hp_buf_release(&v);
 }
 
-/* GPUs as the site takes them (scheduler.gpu_request): per node (the
- * default), as a generic resource, as the job's total, or not at all where
- * whole nodes come with all their GPUs. */
-static void gpu_directive(struct hp_buf *out, const struct hp_jobspec *spec,
-                          const struct hp_site *site, int nodes)
+const char *slurm_gpu_request(const struct hp_jobspec *spec, const struct hp_site *site,
+                              int nodes, char *buf, size_t len)
 {
     const char *how = site->gpu_request ? site->gpu_request : "gpus-per-node";
     const char *type = spec->res.gpu_type;
-    char buf[64];
     if (!strcmp(how, "none"))
-        return;
+        return NULL;
     if (!strcmp(how, "gres")) {
         if (type)
-            snprintf(buf, sizeof(buf), "gpu:%.40s:%d", type, spec->res.gpus);
+            snprintf(buf, len, "gpu:%.40s:%d", type, spec->res.gpus);
         else
-            snprintf(buf, sizeof(buf), "gpu:%d", spec->res.gpus);
-        directive(out, "gres", buf);
-        return;
+            snprintf(buf, len, "gpu:%d", spec->res.gpus);
+        return "gres";
     }
     long n = !strcmp(how, "gpus") ? (long)spec->res.gpus * nodes : spec->res.gpus;
     if (type)
-        snprintf(buf, sizeof(buf), "%.40s:%ld", type, n);
+        snprintf(buf, len, "%.40s:%ld", type, n);
     else
-        snprintf(buf, sizeof(buf), "%ld", n);
-    directive(out, !strcmp(how, "gpus") ? "gpus" : "gpus-per-node", buf);
+        snprintf(buf, len, "%ld", n);
+    return !strcmp(how, "gpus") ? "gpus" : "gpus-per-node";
 }
 
 static int check_line(const char *what, const char *v, struct hp_err *err)
@@ -176,8 +171,11 @@ int slurm_render(const struct hp_jobspec *spec, const struct hp_site *site, stru
         snprintf(buf, sizeof(buf), "%lldM", (long long)spec->res.memory_mb);
         directive(out, "mem", buf);
     }
-    if (spec->res.gpus > 0)
-        gpu_directive(out, spec, site, nodes);
+    if (spec->res.gpus > 0) {
+        const char *gopt = slurm_gpu_request(spec, site, nodes, buf, sizeof(buf));
+        if (gopt)
+            directive(out, gopt, buf);
+    }
     if (spec->res.walltime > 0) {
         hp_format_duration(spec->res.walltime, buf, sizeof(buf));
         directive(out, "time", buf);

@@ -33,25 +33,10 @@ static void set_str(json_t *o, const char *k, const char *v)
 static void gpus(json_t *job, const struct hp_jobspec *spec, const struct hp_site *site,
                  int nodes)
 {
-    const char *how = site->gpu_request ? site->gpu_request : "gpus-per-node";
-    const char *type = spec->res.gpu_type;
-    char buf[96];
-    if (!strcmp(how, "none"))
-        return;
-    if (!strcmp(how, "gres")) {
-        if (type)
-            snprintf(buf, sizeof(buf), "gpu:%.40s:%d", type, spec->res.gpus);
-        else
-            snprintf(buf, sizeof(buf), "gpu:%d", spec->res.gpus);
-        set_str(job, "gres", buf);
-        return;
-    }
-    long n = !strcmp(how, "gpus") ? (long)spec->res.gpus * nodes : spec->res.gpus;
-    if (type)
-        snprintf(buf, sizeof(buf), "%.40s:%ld", type, n);
-    else
-        snprintf(buf, sizeof(buf), "%ld", n);
-    set_str(job, !strcmp(how, "gpus") ? "gpus" : "gpus_per_node", buf);
+    char buf[64];
+    const char *opt = slurm_gpu_request(spec, site, nodes, buf, sizeof(buf));
+    if (opt)   /* the job description's names: gres, gpus, gpus_per_node */
+        set_str(job, !strcmp(opt, "gpus-per-node") ? "gpus_per_node" : opt, buf);
 }
 
 int slurmrest_job_json(const struct hp_jobspec *spec, const struct hp_site *site,
