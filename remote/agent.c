@@ -53,6 +53,7 @@ struct agent {
     int drain;
     char *spool;
     long batch_seq;
+    struct hp_pilotmgr *pm;   /* pilot jobs, or NULL */
     sqlite3_stmt *st_pull, *st_lease, *st_done, *st_release, *st_requeue_pilot,
                  *st_requeue_id;
 };
@@ -721,6 +722,15 @@ static void tick(struct agent *a)
         spool_fill(a);
         spool_status(a);
     }
+    if (a->pm) {
+        sqlite3_stmt *st = NULL;
+        long queued = 0;
+        if (sqlite3_prepare_v2(a->db, "SELECT count(*) FROM tasks WHERE state=0", -1, &st,
+                               NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            queued = (long)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        hp_pilotmgr_tick(a->pm, queued, a->left - queued);
+    }
 }
 
 static int prepare(struct agent *a, struct hp_err *err)
@@ -729,8 +739,12 @@ static int prepare(struct agent *a, struct hp_err *err)
         "SELECT id,spec,cores,gpus,nodes,walltime,attempts FROM tasks WHERE state=0 AND "
         "cores<=?1 AND gpus<=?2 AND nodes<=?3 AND (?4=0 OR walltime<=?4) ORDER BY id LIMIT ?5",
         "UPDATE tasks SET state=1, pilot=?1, t_start=?2 WHERE id=?3",
+        /* a result counts from the pilot that holds the task, or for a task
+         * not held by anyone (its pilot was lost, nobody took it since); a
+         * late result from a lost pilot for a task another pilot now runs is
+         * dropped, so a task never starts again after its result is in */
         "UPDATE tasks SET state=?1, exit=?2, signal=?3, t_end=?4, pilot=?5 WHERE id=?6 AND "
-        "state<2",
+        "(state=0 OR (state=1 AND (pilot=?5 OR pilot='spool')))",
         "UPDATE tasks SET state=0, pilot=NULL WHERE id=?1 AND state=1 AND pilot=?2",
         "UPDATE tasks SET state=0, pilot=NULL, attempts=attempts+1 WHERE state=1 AND pilot=?1",
         "UPDATE tasks SET state=0, pilot=NULL, attempts=attempts+1 WHERE state=1 AND id=?1",
@@ -779,6 +793,16 @@ int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
         json_object_set_new(j, "host", json_string(host));
         json_object_set_new(j, "port", json_integer(port));
     }
+    if (o->pilots) {
+        char *connect = a.lfd >= 0 ? hp_xasprintf("%s:%d", host, port) : NULL;
+        a.pm = hp_pilotmgr_new(o->dir, a.db, o->pilots, connect, o->spool, err);
+        free(connect);
+        if (!a.pm) {
+            json_decref(j);
+            goto out;
+        }
+        json_object_set_new(j, "pilots", json_true());
+    }
     json = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (hp_wire_write_atomic(jpath, json, strlen(json), 0600, err) < 0)
@@ -822,6 +846,7 @@ int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
     unlink(jpath);
     ret = 0;
 out:
+    hp_pilotmgr_free(a.pm);
     while (a.nconns)
         conn_close(&a, a.nconns - 1);
     sqlite3_stmt *all[] = { a.st_pull, a.st_lease, a.st_done, a.st_release,
