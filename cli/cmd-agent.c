@@ -19,6 +19,7 @@ static const char usage[] =
     "                     [--exit-when-done]\n"
     "       hpcport agent add --dir DIR [--ignore-existing] < TASKS.jsonl\n"
     "       hpcport agent status --dir DIR [--json] [--tasks | --names]\n"
+    "       hpcport agent cancel --dir DIR < IDS\n"
     "       hpcport agent stop --dir DIR [--drain]\n";
 
 static const char help[] =
@@ -136,6 +137,24 @@ static int read_stdin(struct hp_buf *in)
     return 0;
 }
 
+/* ids from standard input, one per line, pointing into in */
+static char **read_names(struct hp_buf *in, size_t *n)
+{
+    char **names = hp_xcalloc(1, sizeof(*names));
+    size_t alloc = 1;
+    *n = 0;
+    for (char *p = in->buf, *nl; p < in->buf + in->len; p = nl + 1) {
+        if (!(nl = memchr(p, '\n', (size_t)(in->buf + in->len - p))))
+            nl = in->buf + in->len;
+        *nl = '\0';
+        if (*p) {
+            HP_ALLOC_GROW(names, *n + 1, alloc);
+            names[(*n)++] = p;
+        }
+    }
+    return names;
+}
+
 static int agent_add(int argc, char **argv)
 {
     struct sub_opts so = { 0 };
@@ -169,24 +188,15 @@ static int agent_status(int argc, char **argv)
     json_t *st = NULL;
     struct hp_buf in = HP_BUF_INIT;
     char **names = NULL;
-    size_t nnames = 0, alloc = 0;
+    size_t nnames = 0;
     if (so.names) {
         if ((rc = read_stdin(&in)) != 0) {
             hp_buf_release(&in);
             return rc;
         }
-        for (char *p = in.buf, *nl; p < in.buf + in.len; p = nl + 1) {
-            if (!(nl = memchr(p, '\n', (size_t)(in.buf + in.len - p))))
-                nl = in.buf + in.len;
-            *nl = '\0';
-            if (*p) {
-                HP_ALLOC_GROW(names, nnames + 1, alloc);
-                names[nnames++] = p;
-            }
-        }
+        names = read_names(&in, &nnames);
     }
-    rc = hp_agent_status(so.dir, so.tasks, so.names ? (const char *const *)(names ? names :
-                         (char *[]){ NULL }) : NULL, nnames, &st, &err);
+    rc = hp_agent_status(so.dir, so.tasks, (const char *const *)names, nnames, &st, &err);
     free(names);
     hp_buf_release(&in);
     if (rc < 0)
@@ -219,6 +229,30 @@ static int agent_status(int argc, char **argv)
     }
     json_decref(st);
     return 0;
+}
+
+static int agent_cancel(int argc, char **argv)
+{
+    struct sub_opts so = { 0 };
+    int rc = parse(argc, argv, &so, 0, 0, 0, 0);
+    if (rc >= 0)
+        return rc;
+    struct hp_buf in = HP_BUF_INIT;
+    if ((rc = read_stdin(&in)) != 0) {
+        hp_buf_release(&in);
+        return rc;
+    }
+    size_t n, canceled = 0;
+    char **names = read_names(&in, &n);
+    struct hp_err err;
+    hp_err_init(&err);
+    rc = hp_agent_cancel(so.dir, (const char *const *)names, n, &canceled, &err) < 0
+             ? hp_cli_error(&err) : 0;
+    if (rc == 0 && !hp_cli.quiet)
+        printf("canceled %zu task%s\n", canceled, canceled == 1 ? "" : "s");
+    free(names);
+    hp_buf_release(&in);
+    return rc;
 }
 
 static int agent_stop(int argc, char **argv)
@@ -334,6 +368,8 @@ int cmd_agent(int argc, char **argv)
         return agent_add(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "status") == 0)
         return agent_status(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "cancel") == 0)
+        return agent_cancel(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "stop") == 0)
         return agent_stop(argc - 1, argv + 1);
     static const struct option opts[] = {

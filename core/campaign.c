@@ -1402,7 +1402,7 @@ static int cancel_jobs(const struct hp_campaign_info *ci, const struct jobs_ctx 
                        hp_cancel_site_fn load_site, void *arg, struct hp_cancel_result *res,
                        struct hp_err *err)
 {
-    const struct hp_adapter_ops *ad = hp_adapter_find(ci->adapter);
+    const struct hp_adapter_ops *ad = hp_adapter_find_recorded(ci->adapter);
     if (!jc->n || !ad || !ad->cancel)
         return 0;
     struct hp_site *site = NULL;

@@ -19,8 +19,12 @@ struct hp_pilotmgr *hp_pilotmgr_new(const char *dir, sqlite3 *db, const char *cf
                                     struct hp_err *err);
 /* Follow the pilot jobs and submit more while tasks are queued (queued,
  * leased: the task counts), within the configured limits; cancel pilots
- * not yet started once nothing is left. */
-void hp_pilotmgr_tick(struct hp_pilotmgr *m, long queued, long leased);
+ * not yet started once nothing is left. seen(arg, "pN") says whether pilot
+ * N is in touch: a pilot job the scheduler runs but that has not been heard
+ * of for longer than the heartbeat timeout after it took tasks (lost its
+ * way back to the agent) is not counted as a live pilot. */
+void hp_pilotmgr_tick(struct hp_pilotmgr *m, long queued, long leased,
+                      int (*seen)(void *arg, const char *pilot), void *arg);
 void hp_pilotmgr_free(struct hp_pilotmgr *m);
 
 #endif

@@ -27,7 +27,7 @@ struct hp_pilotmgr {
     char *hpcport, *campaign, *partition, *connect, *spool, *secret;
     int cores, gpus, nodes, max_pilots, max_queued, tasks_per_pilot;
     long walltime, idle;
-    double next_status, next_submit;
+    double next_status, next_submit, last_status;
     int failed_in_row;
     int gave_up;
 };
@@ -148,6 +148,14 @@ struct hp_pilotmgr *hp_pilotmgr_new(const char *dir, sqlite3 *db, const char *cf
     m->dir = dir;
     m->db = db;
     m->hpcport = str_of(c, "hpcport");
+    if (!m->hpcport) {        /* pilots run this very program */
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n > 0) {
+            self[n] = '\0';
+            m->hpcport = hp_xstrdup(self);
+        }
+    }
     m->campaign = str_of(c, "campaign");
     m->partition = str_of(c, "partition");
     m->cores = (int)int_of(c, "cores", 1);
@@ -302,6 +310,14 @@ static void refresh(struct hp_pilotmgr *m)
     free(ns);
 }
 
+/* A pilot that took a task runs, whatever the scheduler said a moment ago. */
+static void mark_running(struct hp_pilotmgr *m)
+{
+    sqlite3_exec(m->db, "UPDATE pilot_jobs SET state=2 WHERE state<2 AND job IS NOT NULL AND "
+                 "'p'||n IN (SELECT DISTINCT pilot FROM tasks WHERE pilot IS NOT NULL)", NULL,
+                 NULL, NULL);
+}
+
 static long count(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;
@@ -367,16 +383,41 @@ static void check_failures(struct hp_pilotmgr *m)
     }
 }
 
-void hp_pilotmgr_tick(struct hp_pilotmgr *m, long queued, long leased)
+/* Running pilot jobs that took tasks but are out of touch. */
+static long lost(struct hp_pilotmgr *m, int (*seen)(void *, const char *), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    long n = 0;
+    sqlite3_prepare_v2(m->db, "SELECT n FROM pilot_jobs WHERE state=2", -1, &st, NULL);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        char id[32];
+        snprintf(id, sizeof(id), "p%lld", (long long)sqlite3_column_int64(st, 0));
+        n += !seen(arg, id);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+void hp_pilotmgr_tick(struct hp_pilotmgr *m, long queued, long leased,
+                      int (*seen)(void *arg, const char *pilot), void *arg)
 {
     double now = hp_now();
     if (now >= m->next_status) {
         refresh(m);
         check_failures(m);
         m->next_status = now + STATUS_EVERY;
+        m->last_status = now;
     }
+    mark_running(m);
     long live = count(m->db, "SELECT count(*) FROM pilot_jobs WHERE state < 3");
     long waiting = count(m->db, "SELECT count(*) FROM pilot_jobs WHERE state < 2");
+    if (queued + leased == 0 && waiting > 0 && m->ops->cancel && m->last_status < now - 1) {
+        /* ask first: a pilot that started meanwhile ends on its own */
+        refresh(m);
+        mark_running(m);
+        m->last_status = now;
+        waiting = count(m->db, "SELECT count(*) FROM pilot_jobs WHERE state < 2");
+    }
     if (queued + leased == 0 && waiting > 0 && m->ops->cancel) {
         /* nothing left to run: pilots that have not started are not needed */
         sqlite3_stmt *st = NULL;
@@ -401,7 +442,7 @@ void hp_pilotmgr_tick(struct hp_pilotmgr *m, long queued, long leased)
     long want = (queued + leased + m->tasks_per_pilot - 1) / m->tasks_per_pilot;
     if (want > m->max_pilots)
         want = m->max_pilots;
-    if (live >= want || waiting >= m->max_queued)
+    if (live - lost(m, seen, arg) >= want || waiting >= m->max_queued)
         return;
     /* a row first: a pilot submitted but not recorded is found again by
      * its token (the adapter's idempotent submission) */

@@ -274,18 +274,19 @@ static json_t *task_row(sqlite3_stmt *st)
     return t;
 }
 
-/* "pilots": {"queued","running","ended","failed","error"} of the pilot
+/* "pilots": {"queued","running","ended","failed","canceled","error"} of the pilot
  * jobs the agent submitted (agent-pilots.c). */
 static json_t *pilot_summary(sqlite3 *db, const char *dir)
 {
-    json_t *p = json_pack("{s:i,s:i,s:i,s:i}", "queued", 0, "running", 0, "ended", 0,
-                          "failed", 0);
+    json_t *p = json_pack("{s:i,s:i,s:i,s:i,s:i}", "queued", 0, "running", 0, "ended", 0,
+                          "failed", 0, "canceled", 0);
     sqlite3_stmt *st = NULL;
     sqlite3_prepare_v2(db, "SELECT state, count(*) FROM pilot_jobs GROUP BY state", -1, &st,
                        NULL);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         int s = sqlite3_column_int(st, 0);   /* enum hp_jobstate_kind */
-        const char *k = s <= 1 ? "queued" : s == 2 ? "running" : s == 3 ? "ended" : "failed";
+        const char *k = s <= 1 ? "queued" : s == 2 ? "running" : s == 4 ? "failed"
+                        : s == 5 ? "canceled" : "ended";
         json_object_set_new(p, k, json_integer(json_integer_value(json_object_get(p, k)) +
                                                sqlite3_column_int64(st, 1)));
     }
@@ -396,4 +397,38 @@ int hp_agent_stop(const char *dir, int drain, double timeout, struct hp_err *err
     }
     return hp_err_set(err, HP_ETIMEOUT, "the agent of '%s' (pid %ld) did not stop in %.0f s",
                       dir, pid, timeout);
+}
+
+int hp_agent_cancel(const char *dir, const char *const *names, size_t n, size_t *canceled,
+                    struct hp_err *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    *canceled = 0;
+    if (hp_store_open(dir, 0, &db, err) < 0)
+        return -1;
+    int ret = -1;
+    if (hp_store_exec(db, "BEGIN IMMEDIATE", err) < 0)
+        goto out;
+    /* failed by SIGTERM; a pilot running it gets its result refused */
+    if (sqlite3_prepare_v2(db, "UPDATE tasks SET state=3, exit=0, signal=15, t_end=?, "
+                           "pilot='canceled' WHERE name=? AND state<2", -1, &st, NULL) !=
+        SQLITE_OK) {
+        hp_err_set(err, HP_ESTATE, "task store: %s", sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        goto out;
+    }
+    double now = hp_wall_now();
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_double(st, 1, now);
+        sqlite3_bind_text(st, 2, names[i], -1, SQLITE_STATIC);
+        sqlite3_step(st);
+        *canceled += (size_t)sqlite3_changes(db);
+        sqlite3_reset(st);
+    }
+    ret = hp_store_exec(db, "COMMIT", err);
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ret;
 }

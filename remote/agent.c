@@ -196,6 +196,16 @@ static struct pilot *pilot_find(struct agent *a, const char *id, int add)
     return p;
 }
 
+/* Has pilot id talked to this agent within the heartbeat timeout? */
+static int pilot_seen(void *arg, const char *id)
+{
+    struct agent *a = arg;
+    for (size_t i = 0; i < a->npilots; i++)
+        if (strcmp(a->pilots[i].id, id) == 0)
+            return hp_now() - a->pilots[i].last_seen <= a->o->hb_timeout;
+    return 0;
+}
+
 static void recount(struct agent *a)
 {
     sqlite3_stmt *st = NULL;
@@ -729,7 +739,7 @@ static void tick(struct agent *a)
                                NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
             queued = (long)sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
-        hp_pilotmgr_tick(a->pm, queued, a->left - queued);
+        hp_pilotmgr_tick(a->pm, queued, a->left - queued, pilot_seen, a);
     }
 }
 
@@ -771,8 +781,33 @@ int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
             goto out;
         spool_reconcile(&a);
     }
-    if ((o->listen || !o->spool) && listen_on(o->listen, &a.lfd, &port, err) < 0)
-        goto out;
+    if (o->listen || !o->spool) {
+        /* port 0: the port of the agent before this one, when it is free, so
+         * that its pilots (told HOST:PORT when submitted) come back */
+        const char *addr = o->listen ? o->listen : "127.0.0.1:0";
+        char *pp = hp_path_join(o->dir, "agent.port"), *text = NULL;
+        size_t plen = 0;
+        int lr = -1;
+        if (hp_ends_with(addr, ":0") && hp_read_file(pp, 64, &text, &plen) == 0 &&
+            atoi(text) > 0) {
+            char *again = hp_xasprintf("%.*s:%d", (int)(strlen(addr) - 2), addr, atoi(text));
+            struct hp_err e2;
+            hp_err_init(&e2);
+            lr = listen_on(again, &a.lfd, &port, &e2);
+            free(again);
+        }
+        free(text);
+        if (lr < 0 && listen_on(addr, &a.lfd, &port, err) < 0) {
+            free(pp);
+            goto out;
+        }
+        char num[16];
+        int nl = snprintf(num, sizeof(num), "%d\n", port);
+        struct hp_err e3;
+        hp_err_init(&e3);
+        hp_wire_write_atomic(pp, num, (size_t)nl, 0600, &e3);
+        free(pp);
+    }
     /* pilots that held leases when the last agent stopped get a full
      * heartbeat timeout from now to come back */
     sqlite3_stmt *st = NULL;

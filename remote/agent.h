@@ -70,11 +70,17 @@ int hp_agent_add(const char *dir, const char *text, size_t len, int flags, size_
                  struct hp_err *err);
 /* Counts by state, and with tasks != 0 one object per task, as JSON:
  * {"queued":N,"leased":N,"done":N,"failed":N,"running":BOOL,"tasks":[...],
- *  "pilots":{"queued":N,"running":N,"ended":N,"failed":N,"error":TEXT}}
+ *  "pilots":{"queued":N,"running":N,"ended":N,"failed":N,"canceled":N,
+ *            "error":TEXT}}
  * With names != NULL, "tasks" holds only the tasks of those ids (unknown
  * ids are left out). */
 int hp_agent_status(const char *dir, int tasks, const char *const *names, size_t nnames,
                     json_t **out, struct hp_err *err);
+/* Cancel the tasks of ids names[0..n) that have no result yet: recorded as
+ * failed by SIGTERM; a pilot that runs one lets it finish, its result is not
+ * recorded. *canceled gets the count. */
+int hp_agent_cancel(const char *dir, const char *const *names, size_t n, size_t *canceled,
+                    struct hp_err *err);
 /* pid of the agent holding DIR's lock; 0 if none, -1 if held but unreadable. */
 long hp_agent_pid(const char *dir);
 /* Ask the running agent of dir to stop (SIGTERM) and wait up to timeout s.
