@@ -257,17 +257,28 @@ static json_t *plan_json(const struct hp_cli_plan *cp, const struct opts *o, str
                 json_decref(jobs);
                 return NULL;
             }
-            json_array_append_new(jobs, json_pack("{s:s, s:s, s:s?, s:I, s:s}",
+            json_array_append_new(jobs, json_pack("{s:s, s:s, s:s?, s:I, s:s, s:s}",
                 "instance", wf->inst[i].id, "task", task->name,
                 "partition", plan->partition[i], "walltime", (json_int_t)plan->walltime[i],
+                "placement", plan->pilot && plan->pilot[i] ? "pilot" : "direct",
                 "script", script));
             free(script);
         }
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:I}",
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:I, s:I}",
         "campaign", plan->campaign, "site", cp->site->name, "scheduler", cp->site->scheduler,
         "workflow", wf->doc->file, "jobs_total", (json_int_t)wf->ninst,
-        "jobs", jobs, "lint", lint_json(plan), "lint_errors", (json_int_t)plan->nerrors);
+        "jobs", jobs, "lint", lint_json(plan), "lint_errors", (json_int_t)plan->nerrors,
+        "pilot_tasks", (json_int_t)plan->npilot);
+    if (plan->npilot) {
+        const struct hp_pilot_cfg *c = &plan->pilots;
+        json_object_set_new(doc, "pilots", json_pack("{s:s, s:i, s:i, s:i, s:I, s:s?, s:i, s:i, "
+            "s:i}", "transport", c->spool ? "spool" : "tcp", "nodes", c->nodes, "cores",
+            c->cores, "gpus", c->gpus, "walltime", (json_int_t)c->walltime, "partition",
+            c->partition, "max_pilots", c->max_pilots, "max_queued", c->max_queued,
+            "tasks_per_pilot", c->tasks_per_pilot));
+    }
+    return doc;
 }
 
 static void lint_text(const struct hp_plan *plan, const char *for_site, struct hp_buf *out)
@@ -312,6 +323,15 @@ static int print_one(const struct hp_cli_plan *cp, const struct opts *o, struct 
     hp_buf_addf(&out, "# plan: campaign '%s' on site '%s' (%s): %zu task%s, %zu job%s\n",
                 plan->campaign, cp->site->name, cp->site->scheduler, wf->ntasks,
                 wf->ntasks == 1 ? "" : "s", wf->ninst, wf->ninst == 1 ? "" : "s");
+    if (plan->npilot) {
+        const struct hp_pilot_cfg *c = &plan->pilots;
+        hp_buf_addf(&out, "# placement: %zu in pilot jobs, %zu as jobs of their own; pilots of "
+                    "%d node(s) x %d core(s), %d GPU(s), %llds, at most %d (%d queued), one per "
+                    "%d tasks left, reaching the agent through %s\n", plan->npilot,
+                    wf->ninst - plan->npilot, c->nodes, c->cores, c->gpus,
+                    (long long)c->walltime, c->max_pilots, c->max_queued, c->tasks_per_pilot,
+                    c->spool ? "the spool" : "TCP");
+    }
     for (size_t t = 0; !o->lint_only && t < wf->ntasks; t++) {
         const struct hp_task *task = &wf->tasks[t];
         size_t n = o->all ? task->count : (task->count ? 1 : 0);

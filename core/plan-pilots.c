@@ -108,7 +108,8 @@ void hp_plan_pilots(struct hp_plan *p)
                      "pilots.partition '%s' is not a partition of site '%s'", c->partition,
                      s->name);
     } else if (part) {
-        int64_t max = hp_partition_walltime(part, c->nodes, NULL);
+        long bin;
+        int64_t max = hp_partition_walltime(part, c->nodes, &bin);
         if (max > 0 && c->walltime > max)
             c->walltime = max;
     }
@@ -141,6 +142,17 @@ void hp_plan_pilots(struct hp_plan *p)
             if (!why) {
                 p->pilot[i] = 1;
                 p->npilot++;
+            } else if (first->placement == HP_PLACE_AUTO) {
+                hp_plan_lint(p, HP_LINT_WARNING, "pilots", task, "/pilots", task->pointer,
+                             "task '%s' has many instances but runs as one batch job each: "
+                             "instance %s does not fit in a pilot of site '%s' (its %s); "
+                             "enlarge pilots or set placement: direct", task->name,
+                             wf->inst[i].id, s->name, why);
+                for (size_t k2 = 0; k2 < k; k2++) {   /* one placement per task */
+                    p->pilot[task->first + k2] = 0;
+                    p->npilot--;
+                }
+                break;
             } else if (first->placement == HP_PLACE_PILOT) {
                 hp_plan_lint(p, HP_LINT_ERROR, "pilots", task, "/pilots", wptr,
                              "task '%s' runs in pilots, but instance %s does not fit in one "

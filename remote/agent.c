@@ -203,6 +203,15 @@ static int pilot_seen(void *arg, const char *id)
     for (size_t i = 0; i < a->npilots; i++)
         if (strcmp(a->pilots[i].id, id) == 0)
             return hp_now() - a->pilots[i].last_seen <= a->o->hb_timeout;
+    if (a->spool) {     /* spool pilots heartbeat by touching SPOOL/pilots/ID */
+        char *rel = hp_path_join("pilots", id), *p = hp_path_join(a->spool, rel);
+        struct stat sb;
+        int ok = stat(p, &sb) == 0 && hp_wall_now() - (double)sb.st_mtime <=
+                                          a->o->hb_timeout + 1;
+        free(rel);
+        free(p);
+        return ok;
+    }
     return 0;
 }
 
@@ -735,7 +744,10 @@ static void tick(struct agent *a)
     if (a->pm) {
         sqlite3_stmt *st = NULL;
         long queued = 0;
-        if (sqlite3_prepare_v2(a->db, "SELECT count(*) FROM tasks WHERE state=0", -1, &st,
+        /* spool: batches wait in SPOOL/new as tasks leased to "spool" */
+        if (sqlite3_prepare_v2(a->db, a->spool ? "SELECT count(*) FROM tasks WHERE state=0 OR "
+                               "(state=1 AND pilot='spool')"
+                               : "SELECT count(*) FROM tasks WHERE state=0", -1, &st,
                                NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
             queued = (long)sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);

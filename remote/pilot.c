@@ -588,7 +588,14 @@ static void reap(struct pilot *p)
             p->free_cores += t->nodes > 1 ? p->o->cores : t->cores;
             for (int g = 0; g < t->gpus; g++)
                 p->gpu_busy[t->gpu_slot[g]] = 0;
-            if (t->killed)         /* stopped by the drain: not completed */
+            int overdue = t->walltime > 0 && hp_now() - t->started > t->walltime;
+            if (t->killed ||       /* stopped by the drain: not completed */
+                /* killed by a signal after the pilot was told to stop (the
+                 * scheduler signals every process of an ending job): the
+                 * allocation ended, not the task: handed back */
+                (term_flag && WIFSIGNALED(st) && !overdue &&
+                 (WTERMSIG(st) == SIGTERM || WTERMSIG(st) == SIGKILL ||
+                  WTERMSIG(st) == SIGINT)))
                 add_result(p, t, 1, 0, 0);
             else
                 add_result(p, t, 0, WIFEXITED(st) ? WEXITSTATUS(st) : 0,
