@@ -565,6 +565,11 @@ static int collect(struct engine *e, size_t k, struct hp_jobstate *js)
     hp_spec_store_release(&store);
     if (rc == 0)
         return 1;
+    if (rc > 0) {   /* out of reach for good: lost, the instance runs again */
+        js->state = HP_JOB_UNKNOWN;
+        snprintf(js->reason, sizeof(js->reason), "%.250s", cerr.msg);
+        return 1;
+    }
     double now = hp_now();
     if (!j->collect_failing)
         j->collect_failing = now;
@@ -851,6 +856,36 @@ static int check_cores(struct engine *e, struct hp_err *err)
     return 0;
 }
 
+static const char *site_label(const struct engine *e)
+{
+    return e->opts && e->opts->site_label ? e->opts->site_label : e->plan->site->name;
+}
+
+/* Do the comma-separated site lists a and b name the same sites? */
+static int same_sites(const char *a, const char *b)
+{
+    size_t na = 1, nb = 1;
+    for (const char *s = a; *s; s++)
+        na += *s == ',';
+    for (const char *s = b; *s; s++)
+        nb += *s == ',';
+    if (na != nb)
+        return 0;
+    for (const char *s = a; *s;) {
+        size_t len = strcspn(s, ",");
+        int found = 0;
+        for (const char *t = b; *t && !found;) {
+            size_t tl = strcspn(t, ",");
+            found = tl == len && !strncmp(s, t, len);
+            t += tl + (t[tl] == ',');
+        }
+        if (!found)
+            return 0;
+        s += len + (s[len] == ',');
+    }
+    return 1;
+}
+
 static int open_campaign(struct engine *e, struct hp_err *err, int *fresh)
 {
     const struct hp_plan *p = e->plan;
@@ -866,8 +901,8 @@ static int open_campaign(struct engine *e, struct hp_err *err, int *fresh)
             .id = p->campaign,
             .workflow_path = e->opts ? (char *)e->opts->workflow_path : NULL,
             .workflow_name = e->wf->name,
-            .site = p->site->name,
-            .adapter = (char *)p->adapter->name,
+            .site = (char *)site_label(e),
+            .adapter = (char *)e->ad->name,
             .status = (char *)"created",
         };
         if (hp_state_create_campaign(e->st, &nci, err) < 0)
@@ -878,11 +913,20 @@ static int open_campaign(struct engine *e, struct hp_err *err, int *fresh)
         *fresh = 1;
     } else {
         *fresh = 0;
-        if (strcmp(ci.site, p->site->name)) {
+        if (!same_sites(ci.site, site_label(e))) {
+            struct hp_buf hint = HP_BUF_INIT;
+            for (const char *s = ci.site; *s; s++) {
+                if (*s == ',')
+                    hp_buf_adds(&hint, " --site ");
+                else
+                    hp_buf_addch(&hint, *s);
+            }
             hp_err_set(err, HP_ESTATE,
-                       "campaign '%s' was started on site '%s', not '%s'; resume it with "
+                       "campaign '%s' was started on site%s '%s', not '%s'; resume it with "
                        "--site %s, or start a separate campaign with --campaign NAME",
-                       p->campaign, ci.site, p->site->name, ci.site);
+                       p->campaign, strchr(ci.site, ',') ? "s" : "", ci.site, site_label(e),
+                       hint.buf);
+            hp_buf_release(&hint);
             hp_campaign_info_release(&ci);
             return -1;
         }
@@ -953,7 +997,7 @@ static void progress(struct engine *e, int force)
 
 static void engine_release(struct engine *e)
 {
-    if (e->impl && e->ad->close)
+    if (e->impl && e->ad->close && !(e->opts && e->opts->adapter))
         e->ad->close(e->impl);
     for (size_t k = 0; k < e->njobs; k++)
         job_release(&e->jobs[k]);
@@ -989,7 +1033,7 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
     e->plan = plan;
     e->wf = plan->wf;
     e->opts = opts;
-    e->ad = plan->adapter;
+    e->ad = opts && opts->adapter ? opts->adapter : plan->adapter;
     e->n = plan->wf->ninst;
     e->t0 = hp_now();
     /* A remote site's campaign directory (plan->dir) is on the site; the
@@ -1003,7 +1047,9 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
                    plan->site->name, e->ad->name);
         goto out;
     }
-    if (e->ad->open) {
+    if (opts && opts->adapter) {
+        e->impl = opts->adapter_impl;
+    } else if (e->ad->open) {
         e->impl = e->ad->open(plan->site, err);
         if (!e->impl)
             goto out;
