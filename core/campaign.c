@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "buf.h"
 #include "campaign.h"
+#include "multi.h"
 #include "provenance.h"
 #include "site.h"
 #include "stage.h"
@@ -1442,34 +1443,39 @@ static int on_live_row(void *ctx, const struct hp_inst_row *row)
     return 0;
 }
 
-/* Stop the jobs in jc with the campaign's adapter, before anything is
- * marked. -1 only when the site could not be reached or resolved. */
-static int cancel_jobs(const struct hp_campaign_info *ci, const struct jobs_ctx *jc,
-                       hp_cancel_site_fn load_site, void *arg, struct hp_cancel_result *res,
-                       struct hp_err *err)
+/* Stop the jobs ids[0..n) of site site_name with adapter ad (NULL: the
+ * site's own), before anything is marked. -1 only when the site could not be
+ * reached or resolved. */
+static int cancel_on_site(const struct hp_campaign_info *ci, const char *site_name,
+                          const struct hp_adapter_ops *ad, const char *const *ids, size_t n,
+                          hp_cancel_site_fn load_site, void *arg, struct hp_cancel_result *res,
+                          struct hp_err *err)
 {
-    const struct hp_adapter_ops *ad = hp_adapter_find(ci->adapter);
-    if (!jc->n || !ad || !ad->cancel)
+    if (!n || (ad && !ad->cancel))
         return 0;
     struct hp_site *site = NULL;
     void *impl = NULL;
-    if (strcmp(ad->name, "local") != 0) {
+    if (!ad || strcmp(ad->name, "local") != 0) {
         if (!load_site)
             return 0;
-        site = load_site(ci->site, ci->workflow_path, arg, err);
-        if (!site)
+        site = load_site(site_name, ci->workflow_path, arg, err);
+        if (!site || (!ad && !(ad = hp_adapter_for_site(site, err))))
             goto unreached;
+        if (!ad->cancel) {
+            hp_site_free(site);
+            return 0;
+        }
         if (ad->open && !(impl = ad->open(site, err)))
             goto unreached;
     }
-    for (size_t k = 0; k < jc->n; k++) {
+    for (size_t k = 0; k < n; k++) {
         struct hp_err cerr;
         hp_err_init(&cerr);
-        if (ad->cancel(impl, jc->ids[k], &cerr) == 0) {
+        if (ad->cancel(impl, ids[k], &cerr) == 0) {
             res->signaled++;
         } else if (!res->unstopped++) {
             struct hp_buf b = HP_BUF_INIT;
-            hp_buf_addf(&b, "job %s: %s", jc->ids[k], cerr.msg);
+            hp_buf_addf(&b, "job %s: %s", ids[k], cerr.msg);
             size_t m = b.len < sizeof(res->first_refusal) - 1 ? b.len
                                                               : sizeof(res->first_refusal) - 1;
             memcpy(res->first_refusal, b.buf, m);
@@ -1484,10 +1490,39 @@ static int cancel_jobs(const struct hp_campaign_info *ci, const struct jobs_ctx 
 unreached:
     hp_site_free(site);
     if (!err->code)
-        hp_err_set(err, HP_ESITE, "site '%s' could not be resolved", ci->site);
+        hp_err_set(err, HP_ESITE, "site '%s' could not be resolved", site_name);
     hp_err_prefix(err, "cannot stop the %zu job%s of campaign '%s' on site '%s', so nothing "
-                       "was canceled", jc->n, jc->n == 1 ? "" : "s", ci->id, ci->site);
+                       "was canceled", n, n == 1 ? "" : "s", ci->id, site_name);
     return -1;
+}
+
+/* Stop the jobs in jc with the campaign's adapter; a campaign run on
+ * several sites (site "A,B", job ids "SITE|ID": adapters/multi.h) through
+ * each job's site. */
+static int cancel_jobs(const struct hp_campaign_info *ci, const struct jobs_ctx *jc,
+                       hp_cancel_site_fn load_site, void *arg, struct hp_cancel_result *res,
+                       struct hp_err *err)
+{
+    if (!strchr(ci->site, ','))
+        return hp_adapter_find(ci->adapter)
+                   ? cancel_on_site(ci, ci->site, hp_adapter_find(ci->adapter),
+                                    (const char *const *)jc->ids, jc->n, load_site, arg, res,
+                                    err)
+                   : 0;
+    const char **ids = hp_xcalloc(jc->n + 1, sizeof(*ids));
+    int ret = 0;
+    for (const char *s = ci->site; *s && ret == 0;) {
+        size_t len = strcspn(s, ","), m = 0;
+        char *name = hp_xstrndup(s, len);
+        for (size_t k = 0; k < jc->n; k++)
+            if (hp_multi_site_len(jc->ids[k]) == len && !strncmp(jc->ids[k], s, len))
+                ids[m++] = jc->ids[k] + len + 1;
+        ret = cancel_on_site(ci, name, NULL, ids, m, load_site, arg, res, err);
+        free(name);
+        s += len + (s[len] == ',');
+    }
+    free(ids);
+    return ret;
 }
 
 int hp_campaign_cancel(const char *state_dir, const char *id, const char *const *names,

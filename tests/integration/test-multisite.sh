@@ -138,6 +138,27 @@ expect_rc 7 "a rerun on one of the sites only is refused" \
     "$HP" run "$T/spread/spread.yaml" --site ma --campaign "$TAG-spread"
 check "... naming the sites to use" contains "$ERR" "--site ma --site mb"
 
+# --- cancel with no run alive: each job stopped through its own site
+wf can 6 300
+"$HP" run "$T/can/can.yaml" --site ma --site mb --campaign "$TAG-can" > "$T/can/run.out" 2>&1 &
+can_pid=$!
+both_busy() {
+    "$HP" status "$TAG-can" --json > "$T/can.json" 2>/dev/null &&
+        [ "$(jget "$T/can.json" "d['sites']['ma']['queued'] + d['sites']['ma']['active']")" -ge 2 ] &&
+        [ "$(jget "$T/can.json" "d['sites']['mb']['queued'] + d['sites']['mb']['active']")" -ge 2 ] &&
+        [ "$(jget "$T/can.json" "d['counts']['queued'] + d['counts']['active']")" = 6 ]
+}
+check "cancel: both sites have jobs of the campaign" wait_for 60 both_busy
+kill -9 "$can_pid"; wait "$can_pid" 2>/dev/null
+live_jobs() { squeue -h -u "$HP_H_USER" -o "%j" | grep -c "^$TAG-can\."; }
+check "cancel: the jobs outlive the killed run" test "$(live_jobs)" = 6
+expect_rc 0 "cancel: the campaign is canceled" "$HP" cancel "$TAG-can"
+no_jobs() { [ "$(live_jobs)" = 0 ]; }
+check "cancel: no job of the campaign is left on the cluster" wait_for 30 no_jobs
+expect_rc 0 "cancel: status" "$HP" status "$TAG-can" --json
+echo "$OUT" > "$T/can.json"
+check "cancel: every instance is canceled" test "$(jget "$T/can.json" "d['counts']['canceled']")" = 6
+
 # --- site B's sshd killed while B has queued and running jobs
 N2=30
 wf fo $N2 4
@@ -154,6 +175,11 @@ kill_tree "$BPID"   # the daemon and every session it serves
 b_gone() { ! kill -0 "$BPID" 2>/dev/null; }
 check "failover: site mb's sshd and its sessions are gone" wait_for 10 b_gone
 BPID=
+# the run must end by itself (its jobs moved to ma); a run that waits for mb
+# forever is stopped after 4 minutes and fails the checks below
+run_gone() { ! kill -0 "$run_pid" 2>/dev/null; }
+check "failover: the run ends without site mb" wait_for 240 run_gone
+kill -9 "$run_pid" 2>/dev/null
 wait "$run_pid"
 rc=$?
 check "failover: the run completed every instance (exit $rc)" test "$rc" = 0
