@@ -13,6 +13,8 @@
 
 TAG="hpm$$"
 BDIR="$T/sshd-b"
+not_contains() { ! contains "$@"; }
+unset COLUMNS
 BPID=
 kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill -9 "$1" 2>/dev/null; }
 cleanup() {
@@ -100,6 +102,31 @@ check "... with the way out" contains "$ERR" "local site cannot be one of severa
 expect_rc 2 "--failover with one site is refused" "$HP" run "$T/use/use.yaml" --site ma --failover 5
 expect_rc 2 "--failover wants seconds" "$HP" run "$T/use/use.yaml" --site ma --site mb --failover soon
 check "nothing was created by the refused runs" test ! -e "$HPCPORT_STATE_DIR/campaigns/use"
+# every site's lint applies: a task over one site's longest walltime stops the run
+sed -e 's/^name: mb$/name: mc/' -e 's/max_walltime: 30m/max_walltime: 10m/' "$SITES/mb.yaml" \
+    > "$SITES/mc.yaml"
+cat > "$T/use/long.yaml" <<'EOF'
+name: long
+tasks:
+  l:
+    command: [sleep, "1"]
+    resources: {walltime: 20m}
+EOF
+expect_rc 5 "a task that one of the sites cannot run stops the run" \
+    "$HP" run "$T/use/long.yaml" --site ma --site mc
+check "... naming that site and the way out" contains "$ERR" "on site 'mc'; nothing was run"
+check "... not the other" not_contains "$ERR" "on site 'ma'"
+check "... the lint line itself" contains "$ERR" "[walltime]"
+check "nothing was created by the refused run" test ! -e "$HPCPORT_STATE_DIR/campaigns/long"
+# --set before any --site applies to every site, after one to that site only
+expect_rc 5 "--set after a --site applies to that site only (its lint fails)" \
+    "$HP" run "$T/use/use.yaml" --site ma --site mb --set scheduler.default_walltime=45m
+check "... the lint names mb" contains "$ERR" "over the limit of 00:30:00 on site 'mb'"
+check "... and not ma" not_contains "$ERR" "on site 'ma'"
+expect_rc 0 "--dry-run with global and per-site --set" "$HP" run "$T/use/use.yaml" \
+    --set scheduler.default_walltime=7m --site ma --set scheduler.account=xa --site mb --dry-run
+check "... ma's own account" grep -q "#SBATCH --account=xa  *| #SBATCH --account=hpcport$" "$T/out"
+check "... the global walltime on both" grep -q "#SBATCH --time=00:07:00  *#SBATCH --time=00:07:00$" "$T/out"
 expect_rc 0 "plan shows both sites" "$HP" plan "$T/use/use.yaml" --site ma --site mb
 check "... each site's summary" contains "$OUT" "site 'mb' (slurm)"
 expect_rc 0 "run --dry-run with two sites is the plan of both" \
