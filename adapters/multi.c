@@ -449,7 +449,8 @@ static int multi_status(void *impl, const char *const *ids, size_t n, struct hp_
     size_t answered = 0, asked = 0;
     struct hp_err first;
     hp_err_init(&first);
-    memset(out, 0, n * sizeof(*out));
+    if (n)
+        memset(out, 0, n * sizeof(*out));
     for (size_t i = 0; i < n; i++) {   /* ids of no site this run uses: gone */
         const char *rest;
         if (!site_of(M, ids[i], &rest)) {
