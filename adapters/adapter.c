@@ -27,6 +27,15 @@ const struct hp_adapter_ops *hp_adapter_find(const char *name)
     return name ? hp_plugin_find(name, NULL) : NULL;
 }
 
+const struct hp_adapter_ops *hp_adapter_find_recorded(const char *name)
+{
+    if (name && !strcmp(name, hp_adapter_endpoint.name))
+        return &hp_adapter_endpoint;
+    if (name && !strcmp(name, hp_adapter_pilot.name))
+        return &hp_adapter_pilot;
+    return hp_adapter_find(name);
+}
+
 const struct hp_adapter_ops *const *hp_adapter_list(void)
 {
     return builtins;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include "buf.h"
 #include "err.h"
+#include <jansson.h>
 #include "workflow.h"
 
 struct hp_site;
@@ -39,6 +40,7 @@ struct hp_jobspec {
     const char *result_path;  /* where the local adapter's spawner writes
                                  the exit record (crash recovery); may be NULL */
     int network;              /* task needs outbound network */
+    int pilot;                /* runs in a pilot job (the pilot adapter) */
     /* function tasks (`function:` in the workflow; the endpoint adapter,
      * adapters/endpoint.c): a call instead of a job. NULL for jobs. */
     const char *function;
@@ -175,6 +177,23 @@ const struct hp_adapter_ops *hp_adapter_for_site(const struct hp_site *site,
  * written here atomically) and hands every other job to the adapter of the
  * site's scheduler. Its job ids are "endpoint:SITE:NAME:TASK". */
 extern const struct hp_adapter_ops hp_adapter_endpoint;
+
+/* The pilot adapter (adapters/pilot.c): a plan with instances placed in
+ * pilot jobs runs through it; it hands those to the campaign's agent on the
+ * site's login node (started over the site's connection; the agent submits
+ * the pilot jobs) and every other job to the adapter below it (the
+ * endpoint adapter, which hands jobs to the site's scheduler). Its job ids
+ * are "pilot:TOKEN". */
+extern const struct hp_adapter_ops hp_adapter_pilot;
+/* The state of campaign's agent on site, asked now (`hpcport agent status
+ * --json`, remote/agent.h): for `hpcport status` of a campaign whose run
+ * ended or was cut off while its agent goes on. *out is a new reference. */
+int hp_pilot_agent_status(const struct hp_site *site, const char *campaign,
+                          const char *state_dir, json_t **out, struct hp_err *err);
+
+/* The adapter a campaign recorded: hp_adapter_find(), and also the
+ * endpoint and pilot adapters that plans put over the site's. */
+const struct hp_adapter_ops *hp_adapter_find_recorded(const char *name);
 
 /* NULL-terminated list of built-in adapters. */
 const struct hp_adapter_ops *const *hp_adapter_list(void);

@@ -14,10 +14,12 @@
 #include "banned.h"
 
 static const char usage[] =
-    "usage: hpcport agent --dir DIR [--listen HOST:PORT] [--spool DIR] [--daemon]\n"
-    "                     [--heartbeat-timeout S] [--batch N] [--exit-when-done]\n"
-    "       hpcport agent add --dir DIR < TASKS.jsonl\n"
-    "       hpcport agent status --dir DIR [--json] [--tasks]\n"
+    "usage: hpcport agent --dir DIR [--listen HOST:PORT] [--spool DIR] [--daemon [--ensure]]\n"
+    "                     [--pilots FILE] [--heartbeat-timeout S] [--batch N]\n"
+    "                     [--exit-when-done]\n"
+    "       hpcport agent add --dir DIR [--ignore-existing] < TASKS.jsonl\n"
+    "       hpcport agent status --dir DIR [--json] [--tasks | --names]\n"
+    "       hpcport agent cancel --dir DIR < IDS\n"
     "       hpcport agent stop --dir DIR [--drain]\n";
 
 static const char help[] =
@@ -39,15 +41,23 @@ static const char help[] =
     "    --batch N                 tasks per spool batch file (default 256)\n"
     "    --exit-when-done          stop once every task is done or failed\n"
     "    --daemon                  detach once listening (log: DIR/agent.log)\n"
+    "    --ensure                  with --daemon: when an agent already runs for\n"
+    "                              DIR, print its agent.json and succeed\n"
+    "    --pilots FILE             submit pilot jobs through the site's scheduler\n"
+    "                              as FILE says (written by hpcport run; see\n"
+    "                              hpcport(1), PILOTS)\n"
     "    -h, --help                show this help\n"
     "\n"
     "add reads tasks as JSON lines: {\"id\":NAME,\"argv\":[...]|\"sh\":TEXT,\"env\":{..},\n"
     "\"cwd\":DIR,\"stdout\":FILE,\"stderr\":FILE,\"cores\":N,\"gpus\":N,\"nodes\":N,\n"
-    "\"walltime\":S}; all lines or none. status counts tasks by state (queued, leased,\n"
-    "done, failed); --tasks lists them. stop ends the agent (pilots keep their tasks\n"
+    "\"walltime\":S}; all lines or none (--ignore-existing: lines whose id is known\n"
+    "are skipped). status counts tasks by state (queued, leased, done, failed) and\n"
+    "the pilot jobs; --tasks lists the tasks, --names only those whose ids are read\n"
+    "from standard input, one per line. stop ends the agent (pilots keep their tasks\n"
     "and reconnect to the next one); --drain lets pilots finish and exit instead.\n";
 
-enum { OPT_HB = 1, OPT_BATCH, OPT_EXIT, OPT_DAEMON, OPT_JSON, OPT_TASKS, OPT_DRAIN };
+enum { OPT_HB = 1, OPT_BATCH, OPT_EXIT, OPT_DAEMON, OPT_JSON, OPT_TASKS, OPT_DRAIN,
+       OPT_IGNORE, OPT_NAMES, OPT_ENSURE, OPT_PILOTS };
 
 static int ready_fd = -1;
 
@@ -64,13 +74,22 @@ static void on_ready(const char *json, void *arg)
     fflush(stdout);
 }
 
-static int parse(int argc, char **argv, const char **dir, int *json, int *tasks, int *drain)
+/* Options of add, status and stop; a NULL out pointer refuses its option. */
+struct sub_opts {
+    const char *dir;
+    int json, tasks, drain, ignore, names;
+};
+
+static int parse(int argc, char **argv, struct sub_opts *so, int json, int tasks, int drain,
+                 int ignore)
 {
     static const struct option opts[] = {
         { "dir", required_argument, NULL, 'd' },
         { "json", no_argument, NULL, OPT_JSON },
         { "tasks", no_argument, NULL, OPT_TASKS },
+        { "names", no_argument, NULL, OPT_NAMES },
         { "drain", no_argument, NULL, OPT_DRAIN },
+        { "ignore-existing", no_argument, NULL, OPT_IGNORE },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -79,10 +98,12 @@ static int parse(int argc, char **argv, const char **dir, int *json, int *tasks,
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+d:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': *dir = optarg; break;
-        case OPT_JSON: if (json) { *json = 1; break; } goto bad;
-        case OPT_TASKS: if (tasks) { *tasks = 1; break; } goto bad;
-        case OPT_DRAIN: if (drain) { *drain = 1; break; } goto bad;
+        case 'd': so->dir = optarg; break;
+        case OPT_JSON: if (json) { so->json = 1; break; } goto bad;
+        case OPT_TASKS: if (tasks) { so->tasks = 1; break; } goto bad;
+        case OPT_NAMES: if (tasks) { so->names = 1; break; } goto bad;
+        case OPT_DRAIN: if (drain) { so->drain = 1; break; } goto bad;
+        case OPT_IGNORE: if (ignore) { so->ignore = 1; break; } goto bad;
         case 'h':
             fputs(usage, stdout);
             fputs(help, stdout);
@@ -95,33 +116,61 @@ static int parse(int argc, char **argv, const char **dir, int *json, int *tasks,
     }
     if (optind < argc)
         return hp_cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
-    if (!*dir)
+    if (!so->dir)
         return hp_cli_usage_error(usage, "--dir DIR is required");
+    if (so->tasks && so->names)
+        return hp_cli_usage_error(usage, "--tasks and --names do not go together");
     return -1;
 }
 
-static int agent_add(int argc, char **argv)
+static int read_stdin(struct hp_buf *in)
 {
-    const char *dir = NULL;
-    int rc = parse(argc, argv, &dir, NULL, NULL, NULL);
-    if (rc >= 0)
-        return rc;
-    struct hp_buf in = HP_BUF_INIT;
     char chunk[65536];
     ssize_t r;
     while ((r = read(0, chunk, sizeof(chunk))) != 0) {
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0) {
-            hp_buf_release(&in);
+        if (r < 0)
             return hp_cli_fail(HP_ESYS, "read standard input: %s", strerror(errno));
+        hp_buf_add(in, chunk, (size_t)r);
+    }
+    return 0;
+}
+
+/* ids from standard input, one per line, pointing into in */
+static char **read_names(struct hp_buf *in, size_t *n)
+{
+    char **names = hp_xcalloc(1, sizeof(*names));
+    size_t alloc = 1;
+    *n = 0;
+    for (char *p = in->buf, *nl; p < in->buf + in->len; p = nl + 1) {
+        if (!(nl = memchr(p, '\n', (size_t)(in->buf + in->len - p))))
+            nl = in->buf + in->len;
+        *nl = '\0';
+        if (*p) {
+            HP_ALLOC_GROW(names, *n + 1, alloc);
+            names[(*n)++] = p;
         }
-        hp_buf_add(&in, chunk, (size_t)r);
+    }
+    return names;
+}
+
+static int agent_add(int argc, char **argv)
+{
+    struct sub_opts so = { 0 };
+    int rc = parse(argc, argv, &so, 0, 0, 0, 1);
+    if (rc >= 0)
+        return rc;
+    struct hp_buf in = HP_BUF_INIT;
+    if ((rc = read_stdin(&in)) != 0) {
+        hp_buf_release(&in);
+        return rc;
     }
     struct hp_err err;
     hp_err_init(&err);
     size_t added = 0;
-    rc = hp_agent_add(dir, in.buf, in.len, &added, &err) < 0 ? hp_cli_error(&err) : 0;
+    rc = hp_agent_add(so.dir, in.buf, in.len, so.ignore ? HP_AGENT_ADD_IGNORE_EXISTING : 0,
+                      &added, &err) < 0 ? hp_cli_error(&err) : 0;
     hp_buf_release(&in);
     if (rc == 0 && !hp_cli.quiet)
         printf("added %zu task%s\n", added, added == 1 ? "" : "s");
@@ -130,17 +179,29 @@ static int agent_add(int argc, char **argv)
 
 static int agent_status(int argc, char **argv)
 {
-    const char *dir = NULL;
-    int json = 0, tasks = 0;
-    int rc = parse(argc, argv, &dir, &json, &tasks, NULL);
+    struct sub_opts so = { 0 };
+    int rc = parse(argc, argv, &so, 1, 1, 0, 0);
     if (rc >= 0)
         return rc;
     struct hp_err err;
     hp_err_init(&err);
     json_t *st = NULL;
-    if (hp_agent_status(dir, tasks, &st, &err) < 0)
+    struct hp_buf in = HP_BUF_INIT;
+    char **names = NULL;
+    size_t nnames = 0;
+    if (so.names) {
+        if ((rc = read_stdin(&in)) != 0) {
+            hp_buf_release(&in);
+            return rc;
+        }
+        names = read_names(&in, &nnames);
+    }
+    rc = hp_agent_status(so.dir, so.tasks, (const char *const *)names, nnames, &st, &err);
+    free(names);
+    hp_buf_release(&in);
+    if (rc < 0)
         return hp_cli_error(&err);
-    if (json) {
+    if (so.json) {
         char *s = json_dumps(st, JSON_COMPACT);
         printf("%s\n", s);
         free(s);
@@ -170,22 +231,67 @@ static int agent_status(int argc, char **argv)
     return 0;
 }
 
+static int agent_cancel(int argc, char **argv)
+{
+    struct sub_opts so = { 0 };
+    int rc = parse(argc, argv, &so, 0, 0, 0, 0);
+    if (rc >= 0)
+        return rc;
+    struct hp_buf in = HP_BUF_INIT;
+    if ((rc = read_stdin(&in)) != 0) {
+        hp_buf_release(&in);
+        return rc;
+    }
+    size_t n, canceled = 0;
+    char **names = read_names(&in, &n);
+    struct hp_err err;
+    hp_err_init(&err);
+    rc = hp_agent_cancel(so.dir, (const char *const *)names, n, &canceled, &err) < 0
+             ? hp_cli_error(&err) : 0;
+    if (rc == 0 && !hp_cli.quiet)
+        printf("canceled %zu task%s\n", canceled, canceled == 1 ? "" : "s");
+    free(names);
+    hp_buf_release(&in);
+    return rc;
+}
+
 static int agent_stop(int argc, char **argv)
 {
-    const char *dir = NULL;
-    int drain = 0;
-    int rc = parse(argc, argv, &dir, NULL, NULL, &drain);
+    struct sub_opts so = { 0 };
+    int rc = parse(argc, argv, &so, 0, 0, 1, 0);
     if (rc >= 0)
         return rc;
     struct hp_err err;
     hp_err_init(&err);
-    return hp_agent_stop(dir, drain, 30, &err) < 0 ? hp_cli_error(&err) : 0;
+    return hp_agent_stop(so.dir, so.drain, 30, &err) < 0 ? hp_cli_error(&err) : 0;
 }
 
 /* --daemon: the child runs the agent; the parent prints agent.json once
  * the child listens, or the child's error. */
-static int run_daemon(struct hp_agent_opts *o)
+/* An agent runs for dir: print its agent.json (written once it listens,
+ * waited for up to 5 s) and return 0; else -1. */
+static int print_running(const char *dir)
 {
+    for (int i = 0; i < 100 && hp_agent_pid(dir) > 0; i++) {
+        char *jp = hp_path_join(dir, "agent.json"), *text = NULL;
+        size_t len = 0;
+        int r = hp_read_file(jp, 65536, &text, &len);
+        free(jp);
+        if (r == 0 && len && text[0] == '{') {
+            printf("%.*s%s", (int)len, text, text[len - 1] == '\n' ? "" : "\n");
+            free(text);
+            return 0;
+        }
+        free(text);
+        usleep(50000);
+    }
+    return -1;
+}
+
+static int run_daemon(struct hp_agent_opts *o, int ensure)
+{
+    if (ensure && print_running(o->dir) == 0)
+        return 0;
     char *log = hp_path_join(o->dir, "agent.log");
     if (hp_mkdir_p(o->dir, 0700) < 0) {
         free(log);
@@ -242,6 +348,12 @@ static int run_daemon(struct hp_agent_opts *o)
     } else {
         int st;
         waitpid(pid, &st, 0);
+        /* --ensure: another one started meanwhile */
+        if (ensure && print_running(o->dir) == 0) {
+            hp_buf_release(&b);
+            free(log);
+            return 0;
+        }
         rc = hp_cli_fail(HP_EUNAVAIL, "the agent did not start: %s (log: %s)",
                          b.len > 1 ? b.buf + 1 : "exited", log);
     }
@@ -256,6 +368,8 @@ int cmd_agent(int argc, char **argv)
         return agent_add(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "status") == 0)
         return agent_status(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "cancel") == 0)
+        return agent_cancel(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "stop") == 0)
         return agent_stop(argc - 1, argv + 1);
     static const struct option opts[] = {
@@ -266,11 +380,13 @@ int cmd_agent(int argc, char **argv)
         { "batch", required_argument, NULL, OPT_BATCH },
         { "exit-when-done", no_argument, NULL, OPT_EXIT },
         { "daemon", no_argument, NULL, OPT_DAEMON },
+        { "ensure", no_argument, NULL, OPT_ENSURE },
+        { "pilots", required_argument, NULL, OPT_PILOTS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct hp_agent_opts o = { .hb_timeout = 30, .batch = 256, .ready = on_ready };
-    int c, daemon = 0;
+    int c, daemon = 0, ensure = 0;
     char *end;
     optind = 1;
     opterr = 0;
@@ -292,6 +408,8 @@ int cmd_agent(int argc, char **argv)
             break;
         case OPT_EXIT: o.exit_when_done = 1; break;
         case OPT_DAEMON: daemon = 1; break;
+        case OPT_ENSURE: ensure = 1; break;
+        case OPT_PILOTS: o.pilots = optarg; break;
         case 'h':
             fputs(usage, stdout);
             fputs(help, stdout);
@@ -306,8 +424,10 @@ int cmd_agent(int argc, char **argv)
                                   argv[optind]);
     if (!o.dir)
         return hp_cli_usage_error(usage, "--dir DIR is required");
+    if (ensure && !daemon)
+        return hp_cli_usage_error(usage, "--ensure goes with --daemon");
     if (daemon)
-        return run_daemon(&o);
+        return run_daemon(&o, ensure);
     struct hp_err err;
     hp_err_init(&err);
     return hp_agent_run(&o, &err) < 0 ? hp_cli_error(&err) : 0;

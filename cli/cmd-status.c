@@ -5,15 +5,17 @@
 #include <string.h>
 #include <time.h>
 #include <jansson.h>
+#include "adapter.h"
 #include "campaign.h"
 #include "cli.h"
 #include "multi.h"
+#include "site.h"
 #include "util.h"
 #include "banned.h"
 
 static const char usage[] =
     "usage: hpcport status [CAMPAIGN] [--json] [--tasks] [--state STATE] [--provenance]\n"
-    "                      [--state-dir DIR]\n";
+    "                      [--offline] [--state-dir DIR]\n";
 
 static const char help[] =
     "\n"
@@ -24,6 +26,11 @@ static const char help[] =
     "on several sites also shows the counts per site, by the site of each\n"
     "instance's last job ('sites' in --json).\n"
     "\n"
+    "A campaign that runs tasks in pilot jobs goes on without this machine: its\n"
+    "agent on the site's login node feeds the pilots. When no 'hpcport run' is\n"
+    "working on such a campaign here, status also asks the agent over the site's\n"
+    "connection and shows its counts (the next 'hpcport run' records them here).\n"
+    "\n"
     "options:\n"
     "    --tasks               list the task instances\n"
     "    --state STATE         only instances in STATE (new, queued, active,\n"
@@ -33,6 +40,7 @@ static const char help[] =
     "                          and dirty state, the site profile as resolved and\n"
     "                          the catalog commit it came from; one record per\n"
     "                          change between runs, with the attempts made under it\n"
+    "    --offline             do not ask a pilot campaign's agent on the site\n"
     "    --json                print JSON (with --provenance: the whole records,\n"
     "                          resolved site profile included)\n"
     "    --state-dir DIR       campaign state directory (default:\n"
@@ -314,8 +322,43 @@ static int on_prov(void *ctx, int64_t seq, double recorded, const char *record, 
     return 0;
 }
 
+/* A pilot campaign with no engine here: its agent's counts, asked on the
+ * site now; NULL (a warning said why) when the site cannot be asked. */
+static json_t *agent_live(const struct hp_campaign_info *ci, const char *state_dir)
+{
+    struct hp_err err;
+    hp_err_init(&err);
+    char *wdir = ci->workflow_path ? hp_dirname(ci->workflow_path) : NULL;
+    struct hp_site_opts so = { .workflow_dir = wdir };
+    struct hp_site *site = hp_site_load(ci->site, &so, &err);
+    json_t *st = NULL;
+    if (site)
+        hp_pilot_agent_status(site, ci->id, state_dir, &st, &err);
+    if (!st)
+        hp_cli_log(0, "warning: the campaign's agent on site '%s' could not be asked: %s",
+                   ci->site, err.msg);
+    hp_site_free(site);
+    free(wdir);
+    return st;
+}
+
+static void print_agent(const json_t *a)
+{
+    json_t *p = json_object_get(a, "pilots");
+#define N(o, k) ((long long)json_integer_value(json_object_get(o, k)))
+    printf("on site:   agent %s; tasks: %lld queued, %lld running, %lld done, %lld failed\n",
+           json_is_true(json_object_get(a, "running")) ? "running" : "stopped", N(a, "queued"),
+           N(a, "leased"), N(a, "done"), N(a, "failed"));
+    printf("pilots:    %lld queued, %lld running, %lld ended, %lld failed, %lld canceled\n",
+           N(p, "queued"), N(p, "running"), N(p, "ended"), N(p, "failed"), N(p, "canceled"));
+#undef N
+    const char *e = json_string_value(json_object_get(p, "error"));
+    if (e)
+        printf("pilot jobs stopped: %s\n", e);
+}
+
 static int show_campaign(const char *state_dir, const char *id, int json, int tasks, int state,
-                         int prov)
+                         int prov, int offline)
 {
     struct hp_err err;
     char *dir = NULL;
@@ -338,6 +381,10 @@ static int show_campaign(const char *state_dir, const char *id, int json, int ta
         total += count[k];
     pid_t engine = hp_campaign_engine(dir);
     const char *cstate = live_state(ci.status, engine);
+    json_t *agent = NULL;
+    if (!offline && !engine && ci.adapter && !strcmp(ci.adapter, hp_adapter_pilot.name) &&
+        count[HP_IS_COMPLETED] + count[HP_IS_FAILED] + count[HP_IS_CANCELED] < total)
+        agent = agent_live(&ci, state_dir);
     struct site_counts sc;
     if (site_counts(st, ci.site, &sc, &err) < 0) {
         rc = hp_cli_error(&err);
@@ -364,6 +411,8 @@ static int show_campaign(const char *state_dir, const char *id, int json, int ta
             }
             json_object_set_new(doc, "sites", sites);
         }
+        if (agent)
+            json_object_set(doc, "agent", agent);
         if (tasks) {
             struct rows_ctx c = { .arr = json_array() };
             if (hp_state_each_instance(st, state, on_row, &c, &err) < 0) {
@@ -420,6 +469,8 @@ static int show_campaign(const char *state_dir, const char *id, int json, int ta
             printf("\n");
         }
     }
+    if (agent)
+        print_agent(agent);
     if (prov) {
         struct prov_ctx pc = { 0 };
         if (hp_state_each_provenance(st, on_prov, &pc, &err) < 0) {
@@ -444,6 +495,7 @@ static int show_campaign(const char *state_dir, const char *id, int json, int ta
     }
 out:
     site_counts_release(&sc);
+    json_decref(agent);
     hp_campaign_info_release(&ci);
     hp_state_close(st);
     free(dir);
@@ -456,13 +508,14 @@ int cmd_status(int argc, char **argv)
         { "json", no_argument, NULL, 'j' },
         { "tasks", no_argument, NULL, 't' },
         { "provenance", no_argument, NULL, 'P' },
+        { "offline", no_argument, NULL, 'O' },
         { "state", required_argument, NULL, 'S' },
         { "state-dir", required_argument, NULL, 'd' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *state_dir = getenv("HPCPORT_STATE_DIR");
-    int json = 0, tasks = 0, state = -1, prov = 0, c;
+    int json = 0, tasks = 0, state = -1, prov = 0, offline = 0, c;
     if (state_dir && !*state_dir)
         state_dir = NULL;
     optind = 1;
@@ -471,6 +524,7 @@ int cmd_status(int argc, char **argv)
         case 'j': json = 1; break;
         case 't': tasks = 1; break;
         case 'P': prov = 1; break;
+        case 'O': offline = 1; break;
         case 'd': state_dir = optarg; break;
         case 'S':
             state = hp_istate_parse(optarg);
@@ -504,5 +558,5 @@ int cmd_status(int argc, char **argv)
             return hp_cli_usage_error(usage, "--tasks, --state and --provenance need a campaign");
         return list_campaigns(state_dir, json);
     }
-    return show_campaign(state_dir, argv[optind], json, tasks, state, prov);
+    return show_campaign(state_dir, argv[optind], json, tasks, state, prov, offline);
 }

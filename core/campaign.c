@@ -1504,8 +1504,8 @@ static int cancel_jobs(const struct hp_campaign_info *ci, const struct jobs_ctx 
                        struct hp_err *err)
 {
     if (!strchr(ci->site, ','))
-        return hp_adapter_find(ci->adapter)
-                   ? cancel_on_site(ci, ci->site, hp_adapter_find(ci->adapter),
+        return hp_adapter_find_recorded(ci->adapter)
+                   ? cancel_on_site(ci, ci->site, hp_adapter_find_recorded(ci->adapter),
                                     (const char *const *)jc->ids, jc->n, load_site, arg, res,
                                     err)
                    : 0;

@@ -174,6 +174,7 @@ void hp_plan_spec(const struct hp_plan *p, size_t i, int attempt, struct hp_jobs
     spec->stderr_path = st->stderr_path;
     spec->result_path = st->result_path;
     spec->network = in->network;
+    spec->pilot = p->pilot && p->pilot[i];
     if (in->function) {
         /* the call runs from this machine: its files are the workflow's */
         const char *wd = p->wf->workdir;
@@ -210,18 +211,12 @@ void hp_spec_store_release(struct hp_spec_store *st)
 
 /* ---- lint ---- */
 
-static void lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
-                 const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
-                 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-static void lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
-                 const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
-                 const char *fmt, ...)
+static void lint_v(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
+                   const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
+                   const char *fmt, va_list ap)
 {
     struct hp_buf msg = HP_BUF_INIT;
-    va_list ap;
-    va_start(ap, fmt);
     hp_buf_vaddf(&msg, fmt, ap);
-    va_end(ap);
     HP_ALLOC_GROW(p->lints, p->nlints + 1, p->lints_alloc);
     struct hp_lint *l = &p->lints[p->nlints++];
     memset(l, 0, sizeof(*l));
@@ -237,6 +232,29 @@ static void lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
     l->pointer = wf_ptr ? hp_xstrdup(wf_ptr) : NULL;
     if (lv == HP_LINT_ERROR)
         p->nerrors++;
+}
+
+static void lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
+                 const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
+                 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static void lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
+                 const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
+                 const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lint_v(p, lv, rule, t, site_ptr, wf_ptr, fmt, ap);
+    va_end(ap);
+}
+
+void hp_plan_lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
+                  const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
+                  const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lint_v(p, lv, rule, t, site_ptr, wf_ptr, fmt, ap);
+    va_end(ap);
 }
 
 static long partition_index(const struct hp_site *s, const struct hp_partition *part)
@@ -501,17 +519,9 @@ struct hp_plan *hp_plan_new(const struct hp_workflow *wf, const struct hp_site *
             break;
         }
     p->campaign = hp_xstrdup(opts && opts->campaign ? opts->campaign : wf->name);
-    if (!strcmp(site->scheduler, "local")) {
-        p->dir = hp_campaign_dir(opts ? opts->state_dir : NULL, p->campaign);
-    } else {
-        /* On a remote site, campaign files live under its scratch (or home). */
-        const char *base = site->scratch && *site->scratch ? site->scratch
-                           : site->home && *site->home ? site->home : "$HOME";
-        char *safe = hp_safe_id(p->campaign);
-        p->dir = hp_xasprintf("%s/hpcport/%s", base, safe);
+    p->dir = hp_plan_site_dir(site, p->campaign, opts ? opts->state_dir : NULL);
+    if (strcmp(site->scheduler, "local"))
         p->remote_workdir = hp_xasprintf("%s/work", p->dir);
-        free(safe);
-    }
     p->partition = hp_xcalloc(wf->ninst ? wf->ninst : 1, sizeof(*p->partition));
     p->walltime = hp_xcalloc(wf->ninst ? wf->ninst : 1, sizeof(*p->walltime));
     for (size_t i = 0; i < wf->ninst; i++) {
@@ -524,7 +534,23 @@ struct hp_plan *hp_plan_new(const struct hp_workflow *wf, const struct hp_site *
         if (wf->tasks[t].count)
             lint_task(p, &wf->tasks[t], wf->tasks[t].first);
     lint_site(p);
+    hp_plan_pilots(p);
+    if (p->npilot)
+        p->adapter = &hp_adapter_pilot;
     return p;
+}
+
+char *hp_plan_site_dir(const struct hp_site *site, const char *campaign, const char *state_dir)
+{
+    if (!strcmp(site->scheduler, "local"))
+        return hp_campaign_dir(state_dir, campaign);
+    /* On a remote site, campaign files live under its scratch (or home). */
+    const char *base = site->scratch && *site->scratch ? site->scratch
+                       : site->home && *site->home ? site->home : "$HOME";
+    char *safe = hp_safe_id(campaign);
+    char *dir = hp_xasprintf("%s/hpcport/%s", base, safe);
+    free(safe);
+    return dir;
 }
 
 void hp_plan_free(struct hp_plan *p)
@@ -541,6 +567,7 @@ void hp_plan_free(struct hp_plan *p)
     free(p->lints);
     free(p->partition);
     free(p->walltime);
+    free(p->pilot);
     free(p->campaign);
     free(p->dir);
     free(p->remote_workdir);

@@ -27,6 +27,18 @@ struct hp_lint {
     char *pointer;     /* pointer into the workflow document, or NULL */
 };
 
+/* How pilot jobs are sized on the plan's site: the site's `pilots` section
+ * with the workflow's `pilots` section on top (core/plan-pilots.c). */
+struct hp_pilot_cfg {
+    int enabled;              /* the site or the workflow has a pilots section */
+    int spool;                /* transport spool, else tcp */
+    const char *listen;       /* the agent's address on the login node, or NULL */
+    const char *spool_dir;    /* NULL: <campaign dir>/agent/spool */
+    const char *partition;    /* NULL: the site's default */
+    int tasks_per_pilot, nodes, cores, gpus, max_pilots, max_queued, min_tasks;
+    int64_t walltime, idle;   /* seconds */
+};
+
 struct hp_plan {
     const struct hp_workflow *wf;   /* borrowed */
     const struct hp_site *site;     /* borrowed */
@@ -39,6 +51,9 @@ struct hp_plan {
     struct hp_lint *lints;
     size_t nlints, lints_alloc;
     size_t nerrors;                 /* lints at level error */
+    struct hp_pilot_cfg pilots;
+    unsigned char *pilot;           /* per instance: 1 runs in pilot jobs */
+    size_t npilot;                  /* instances that run in pilot jobs */
 };
 
 struct hp_plan_opts {
@@ -51,6 +66,10 @@ struct hp_plan_opts {
 struct hp_plan *hp_plan_new(const struct hp_workflow *wf, const struct hp_site *site,
                             const struct hp_plan_opts *opts, struct hp_err *err);
 void hp_plan_free(struct hp_plan *p);
+/* The directory of campaign on site (plan->dir): on the local site
+ * hp_campaign_dir(state_dir, campaign), elsewhere
+ * <scratch or home>/hpcport/<safe-id> on the site, unexpanded (new string). */
+char *hp_plan_site_dir(const struct hp_site *site, const char *campaign, const char *state_dir);
 
 /* Strings a job spec points to; release with hp_spec_store_release(). */
 struct hp_spec_store {
@@ -59,6 +78,14 @@ struct hp_spec_store {
     struct hp_kv *env;       /* instance env + site env + proxy vars */
     size_t nenv;
 };
+/* Resolve p->pilots and p->pilot[] (placement), adding lints; called by
+ * hp_plan_new. */
+void hp_plan_pilots(struct hp_plan *p);
+/* Add a lint (for plan-pilots.c). */
+void hp_plan_lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
+                  const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
+                  const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
 /* Fill spec for attempt (1-based) of instance i. */
 void hp_plan_spec(const struct hp_plan *p, size_t i, int attempt, struct hp_jobspec *spec,
                   struct hp_spec_store *store);

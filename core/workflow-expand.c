@@ -196,6 +196,7 @@ static int fill_instance(struct hp_workflow *wf, size_t t, const struct wf_cfg *
     }
     in->retries = cfg->retries;
     in->network = cfg->network;
+    in->placement = cfg->placement;
     return 0;
 }
 

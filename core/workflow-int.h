@@ -135,6 +135,7 @@ struct wf_envt {
 struct wf_cfg {
     struct hp_resources res;
     int retries, network;
+    int placement;          /* enum hp_placement */
     int has_container;
     struct wf_tmpl container;
     struct wf_envt *env;

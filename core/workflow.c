@@ -175,6 +175,14 @@ static int apply_layer(struct hp_workflow *wf, const json_t *L, const char *lptr
                               "network must be true or false");
         cfg->network = json_is_true(v);
     }
+    if ((v = json_object_get(L, "placement"))) {
+        const char *s = json_string_value(v);
+        if (!s || (strcmp(s, "auto") && strcmp(s, "direct") && strcmp(s, "pilot")))
+            return hp_doc_err(wf->doc, err, HP_EINPUT, wf_ptr(a, lptr, "placement"), 0,
+                              "placement must be auto, direct or pilot");
+        cfg->placement = !strcmp(s, "auto") ? HP_PLACE_AUTO
+                         : !strcmp(s, "direct") ? HP_PLACE_DIRECT : HP_PLACE_PILOT;
+    }
     if ((v = json_object_get(L, "container"))) {
         const char *p = wf_ptr(a, lptr, "container");
         if (json_is_object(v)) {

@@ -56,6 +56,10 @@ struct hp_task {
     size_t nafter;
 };
 
+/* `placement:` of a task: how its instances run on a site (core/plan.c
+ * decides auto). */
+enum hp_placement { HP_PLACE_AUTO = 0, HP_PLACE_DIRECT, HP_PLACE_PILOT };
+
 struct hp_instance {
     char *id;           /* "name" or "name[p1=v1,p2=v2]" (stable, unique) */
     size_t task;        /* index into wf->tasks */
@@ -72,6 +76,7 @@ struct hp_instance {
     char **outputs;     /* relative paths without "..", NULL-terminated */
     int retries;        /* extra attempts after a failure */
     int network;        /* 1 if the task needs outbound network */
+    int placement;      /* enum hp_placement: `placement:` of the task */
     size_t *deps;       /* indices into wf->inst: per task of `after`, in that
                            order, ascending within each */
     size_t ndeps;

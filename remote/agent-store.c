@@ -22,7 +22,12 @@ static const char schema[] =
     " nodes INTEGER NOT NULL DEFAULT 1, walltime INTEGER NOT NULL DEFAULT 0,"
     " state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
     " pilot TEXT, exit INTEGER, signal INTEGER, t_add REAL, t_start REAL, t_end REAL);"
-    "CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state, id);";
+    "CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state, id);"
+    /* pilot jobs the agent submitted (agent-pilots.c); state: enum
+     * hp_jobstate_kind */
+    "CREATE TABLE IF NOT EXISTS pilot_jobs ("
+    " n INTEGER PRIMARY KEY, job TEXT, state INTEGER NOT NULL DEFAULT 0,"
+    " t_sub REAL, t_end REAL, reason TEXT);";
 
 int hp_store_open(const char *dir, int create, sqlite3 **out, struct hp_err *err)
 {
@@ -159,7 +164,7 @@ static int task_check(json_t *o, long lineno, json_t **spec, int *cores, int *gp
     return 0;
 }
 
-int hp_agent_add(const char *dir, const char *text, size_t len, size_t *added,
+int hp_agent_add(const char *dir, const char *text, size_t len, int flags, size_t *added,
                  struct hp_err *err)
 {
     sqlite3 *db = NULL;
@@ -170,8 +175,11 @@ int hp_agent_add(const char *dir, const char *text, size_t len, size_t *added,
         return -1;
     if (hp_store_exec(db, "BEGIN IMMEDIATE", err) < 0)
         goto out;
-    if (sqlite3_prepare_v2(db, "INSERT INTO tasks(name,spec,cores,gpus,nodes,walltime,t_add)"
-                           " VALUES(?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, flags & HP_AGENT_ADD_IGNORE_EXISTING
+                           ? "INSERT OR IGNORE INTO tasks(name,spec,cores,gpus,nodes,walltime,"
+                             "t_add) VALUES(?,?,?,?,?,?,?)"
+                           : "INSERT INTO tasks(name,spec,cores,gpus,nodes,walltime,t_add)"
+                             " VALUES(?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
         hp_err_set(err, HP_ESTATE, "task store: %s", sqlite3_errmsg(db));
         goto rollback;
     }
@@ -227,7 +235,7 @@ int hp_agent_add(const char *dir, const char *text, size_t len, size_t *added,
             goto rollback;
         }
         json_decref(o);
-        (*added)++;
+        *added += (size_t)sqlite3_changes(db);
     }
     if (hp_store_exec(db, "COMMIT", err) < 0)
         goto rollback;
@@ -244,7 +252,59 @@ out:
 
 static const char *const state_names[] = { "queued", "leased", "done", "failed" };
 
-int hp_agent_status(const char *dir, int tasks, json_t **out, struct hp_err *err)
+static json_t *task_row(sqlite3_stmt *st)
+{
+    json_t *t = json_object();
+    json_object_set_new(t, "key", json_integer(sqlite3_column_int64(st, 0)));
+    if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+        json_object_set_new(t, "id", json_string((const char *)sqlite3_column_text(st, 1)));
+    int s = sqlite3_column_int(st, 2);
+    json_object_set_new(t, "state", json_string(state_names[s & 3]));
+    json_object_set_new(t, "attempts", json_integer(sqlite3_column_int(st, 3)));
+    if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+        json_object_set_new(t, "pilot", json_string((const char *)sqlite3_column_text(st, 4)));
+    if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+        json_object_set_new(t, "exit", json_integer(sqlite3_column_int(st, 5)));
+    if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+        json_object_set_new(t, "signal", json_integer(sqlite3_column_int(st, 6)));
+    static const char *const tn[] = { "added", "started", "ended" };
+    for (int i = 0; i < 3; i++)
+        if (sqlite3_column_type(st, 7 + i) != SQLITE_NULL)
+            json_object_set_new(t, tn[i], json_real(sqlite3_column_double(st, 7 + i)));
+    return t;
+}
+
+/* "pilots": {"queued","running","ended","failed","canceled","error"} of the pilot
+ * jobs the agent submitted (agent-pilots.c). */
+static json_t *pilot_summary(sqlite3 *db, const char *dir)
+{
+    json_t *p = json_pack("{s:i,s:i,s:i,s:i,s:i}", "queued", 0, "running", 0, "ended", 0,
+                          "failed", 0, "canceled", 0);
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(db, "SELECT state, count(*) FROM pilot_jobs GROUP BY state", -1, &st,
+                       NULL);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        int s = sqlite3_column_int(st, 0);   /* enum hp_jobstate_kind */
+        const char *k = s <= 1 ? "queued" : s == 2 ? "running" : s == 4 ? "failed"
+                        : s == 5 ? "canceled" : "ended";
+        json_object_set_new(p, k, json_integer(json_integer_value(json_object_get(p, k)) +
+                                               sqlite3_column_int64(st, 1)));
+    }
+    sqlite3_finalize(st);
+    char *path = hp_path_join(dir, "pilots.error"), *text = NULL;
+    size_t len = 0;
+    if (hp_read_file(path, 4096, &text, &len) == 0 && len) {
+        while (len && text[len - 1] == '\n')
+            text[--len] = '\0';
+        json_object_set_new(p, "error", json_stringn(text, len));
+    }
+    free(text);
+    free(path);
+    return p;
+}
+
+int hp_agent_status(const char *dir, int tasks, const char *const *names, size_t nnames,
+                    json_t **out, struct hp_err *err)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
@@ -263,32 +323,29 @@ int hp_agent_status(const char *dir, int tasks, json_t **out, struct hp_err *err
     sqlite3_finalize(st);
     st = NULL;
     json_object_set_new(o, "running", json_boolean(hp_agent_pid(dir) > 0));
-    if (tasks) {
+    json_object_set_new(o, "pilots", pilot_summary(db, dir));
+    static const char cols[] = "SELECT id,name,state,attempts,pilot,exit,signal,t_add,t_start,"
+                               "t_end FROM tasks ";
+    if (names) {
         json_t *a = json_array();
-        sqlite3_prepare_v2(db, "SELECT id,name,state,attempts,pilot,exit,signal,t_add,t_start,"
-                           "t_end FROM tasks ORDER BY id", -1, &st, NULL);
-        while (st && sqlite3_step(st) == SQLITE_ROW) {
-            json_t *t = json_object();
-            json_object_set_new(t, "key", json_integer(sqlite3_column_int64(st, 0)));
-            if (sqlite3_column_type(st, 1) != SQLITE_NULL)
-                json_object_set_new(t, "id", json_string((const char *)
-                                                         sqlite3_column_text(st, 1)));
-            int s = sqlite3_column_int(st, 2);
-            json_object_set_new(t, "state", json_string(state_names[s & 3]));
-            json_object_set_new(t, "attempts", json_integer(sqlite3_column_int(st, 3)));
-            if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-                json_object_set_new(t, "pilot", json_string((const char *)
-                                                            sqlite3_column_text(st, 4)));
-            if (sqlite3_column_type(st, 5) != SQLITE_NULL)
-                json_object_set_new(t, "exit", json_integer(sqlite3_column_int(st, 5)));
-            if (sqlite3_column_type(st, 6) != SQLITE_NULL)
-                json_object_set_new(t, "signal", json_integer(sqlite3_column_int(st, 6)));
-            static const char *const tn[] = { "added", "started", "ended" };
-            for (int i = 0; i < 3; i++)
-                if (sqlite3_column_type(st, 7 + i) != SQLITE_NULL)
-                    json_object_set_new(t, tn[i], json_real(sqlite3_column_double(st, 7 + i)));
-            json_array_append_new(a, t);
+        char sql[256];
+        snprintf(sql, sizeof(sql), "%sWHERE name=?", cols);
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        for (size_t i = 0; st && i < nnames; i++) {
+            sqlite3_bind_text(st, 1, names[i], -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                json_array_append_new(a, task_row(st));
+            sqlite3_reset(st);
         }
+        sqlite3_finalize(st);
+        json_object_set_new(o, "tasks", a);
+    } else if (tasks) {
+        json_t *a = json_array();
+        char sql[256];
+        snprintf(sql, sizeof(sql), "%sORDER BY id", cols);
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        while (st && sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(a, task_row(st));
         sqlite3_finalize(st);
         json_object_set_new(o, "tasks", a);
     }
@@ -340,4 +397,38 @@ int hp_agent_stop(const char *dir, int drain, double timeout, struct hp_err *err
     }
     return hp_err_set(err, HP_ETIMEOUT, "the agent of '%s' (pid %ld) did not stop in %.0f s",
                       dir, pid, timeout);
+}
+
+int hp_agent_cancel(const char *dir, const char *const *names, size_t n, size_t *canceled,
+                    struct hp_err *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    *canceled = 0;
+    if (hp_store_open(dir, 0, &db, err) < 0)
+        return -1;
+    int ret = -1;
+    if (hp_store_exec(db, "BEGIN IMMEDIATE", err) < 0)
+        goto out;
+    /* failed by SIGTERM; a pilot running it gets its result refused */
+    if (sqlite3_prepare_v2(db, "UPDATE tasks SET state=3, exit=0, signal=15, t_end=?, "
+                           "pilot='canceled' WHERE name=? AND state<2", -1, &st, NULL) !=
+        SQLITE_OK) {
+        hp_err_set(err, HP_ESTATE, "task store: %s", sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        goto out;
+    }
+    double now = hp_wall_now();
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_double(st, 1, now);
+        sqlite3_bind_text(st, 2, names[i], -1, SQLITE_STATIC);
+        sqlite3_step(st);
+        *canceled += (size_t)sqlite3_changes(db);
+        sqlite3_reset(st);
+    }
+    ret = hp_store_exec(db, "COMMIT", err);
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ret;
 }

@@ -53,6 +53,7 @@ struct agent {
     int drain;
     char *spool;
     long batch_seq;
+    struct hp_pilotmgr *pm;   /* pilot jobs, or NULL */
     sqlite3_stmt *st_pull, *st_lease, *st_done, *st_release, *st_requeue_pilot,
                  *st_requeue_id;
 };
@@ -193,6 +194,16 @@ static struct pilot *pilot_find(struct agent *a, const char *id, int add)
     snprintf(p->id, sizeof(p->id), "%s", id);
     p->last_seen = hp_now();
     return p;
+}
+
+/* Has pilot id talked to this agent within the heartbeat timeout? */
+static int pilot_seen(void *arg, const char *id)
+{
+    struct agent *a = arg;
+    for (size_t i = 0; i < a->npilots; i++)
+        if (strcmp(a->pilots[i].id, id) == 0)
+            return hp_now() - a->pilots[i].last_seen <= a->o->hb_timeout;
+    return 0;
 }
 
 static void recount(struct agent *a)
@@ -721,6 +732,15 @@ static void tick(struct agent *a)
         spool_fill(a);
         spool_status(a);
     }
+    if (a->pm) {
+        sqlite3_stmt *st = NULL;
+        long queued = 0;
+        if (sqlite3_prepare_v2(a->db, "SELECT count(*) FROM tasks WHERE state=0", -1, &st,
+                               NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            queued = (long)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        hp_pilotmgr_tick(a->pm, queued, a->left - queued, pilot_seen, a);
+    }
 }
 
 static int prepare(struct agent *a, struct hp_err *err)
@@ -729,8 +749,12 @@ static int prepare(struct agent *a, struct hp_err *err)
         "SELECT id,spec,cores,gpus,nodes,walltime,attempts FROM tasks WHERE state=0 AND "
         "cores<=?1 AND gpus<=?2 AND nodes<=?3 AND (?4=0 OR walltime<=?4) ORDER BY id LIMIT ?5",
         "UPDATE tasks SET state=1, pilot=?1, t_start=?2 WHERE id=?3",
+        /* a result counts from the pilot that holds the task, or for a task
+         * not held by anyone (its pilot was lost, nobody took it since); a
+         * late result from a lost pilot for a task another pilot now runs is
+         * dropped, so a task never starts again after its result is in */
         "UPDATE tasks SET state=?1, exit=?2, signal=?3, t_end=?4, pilot=?5 WHERE id=?6 AND "
-        "state<2",
+        "(state=0 OR (state=1 AND (pilot=?5 OR pilot='spool')))",
         "UPDATE tasks SET state=0, pilot=NULL WHERE id=?1 AND state=1 AND pilot=?2",
         "UPDATE tasks SET state=0, pilot=NULL, attempts=attempts+1 WHERE state=1 AND pilot=?1",
         "UPDATE tasks SET state=0, pilot=NULL, attempts=attempts+1 WHERE state=1 AND id=?1",
@@ -757,8 +781,33 @@ int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
             goto out;
         spool_reconcile(&a);
     }
-    if ((o->listen || !o->spool) && listen_on(o->listen, &a.lfd, &port, err) < 0)
-        goto out;
+    if (o->listen || !o->spool) {
+        /* port 0: the port of the agent before this one, when it is free, so
+         * that its pilots (told HOST:PORT when submitted) come back */
+        const char *addr = o->listen ? o->listen : "127.0.0.1:0";
+        char *pp = hp_path_join(o->dir, "agent.port"), *text = NULL;
+        size_t plen = 0;
+        int lr = -1;
+        if (hp_ends_with(addr, ":0") && hp_read_file(pp, 64, &text, &plen) == 0 &&
+            atoi(text) > 0) {
+            char *again = hp_xasprintf("%.*s:%d", (int)(strlen(addr) - 2), addr, atoi(text));
+            struct hp_err e2;
+            hp_err_init(&e2);
+            lr = listen_on(again, &a.lfd, &port, &e2);
+            free(again);
+        }
+        free(text);
+        if (lr < 0 && listen_on(addr, &a.lfd, &port, err) < 0) {
+            free(pp);
+            goto out;
+        }
+        char num[16];
+        int nl = snprintf(num, sizeof(num), "%d\n", port);
+        struct hp_err e3;
+        hp_err_init(&e3);
+        hp_wire_write_atomic(pp, num, (size_t)nl, 0600, &e3);
+        free(pp);
+    }
     /* pilots that held leases when the last agent stopped get a full
      * heartbeat timeout from now to come back */
     sqlite3_stmt *st = NULL;
@@ -778,6 +827,16 @@ int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
     if (a.lfd >= 0) {
         json_object_set_new(j, "host", json_string(host));
         json_object_set_new(j, "port", json_integer(port));
+    }
+    if (o->pilots) {
+        char *connect = a.lfd >= 0 ? hp_xasprintf("%s:%d", host, port) : NULL;
+        a.pm = hp_pilotmgr_new(o->dir, a.db, o->pilots, connect, o->spool, err);
+        free(connect);
+        if (!a.pm) {
+            json_decref(j);
+            goto out;
+        }
+        json_object_set_new(j, "pilots", json_true());
     }
     json = json_dumps(j, JSON_COMPACT);
     json_decref(j);
@@ -822,6 +881,7 @@ int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
     unlink(jpath);
     ret = 0;
 out:
+    hp_pilotmgr_free(a.pm);
     while (a.nconns)
         conn_close(&a, a.nconns - 1);
     sqlite3_stmt *all[] = { a.st_pull, a.st_lease, a.st_done, a.st_release,
