@@ -118,6 +118,19 @@ check "... naming that site and the way out" contains "$ERR" "on site 'mc'; noth
 check "... not the other" not_contains "$ERR" "on site 'ma'"
 check "... the lint line itself" contains "$ERR" "[walltime]"
 check "nothing was created by the refused run" test ! -e "$HPCPORT_STATE_DIR/campaigns/long"
+# tasks placed in pilot jobs: not over several sites (yet)
+cat > "$T/use/pilot.yaml" <<'EOF'
+name: pil
+pilots: {tasks_per_pilot: 10}
+defaults:
+  placement: pilot
+tasks:
+  t:
+    command: [sleep, "1"]
+EOF
+expect_rc 4 "tasks placed in pilot jobs are refused on several sites" \
+    "$HP" run "$T/use/pilot.yaml" --site ma --site mb
+check "... with the way out" contains "$ERR" "set 'placement: direct'"
 # --set before any --site applies to every site, after one to that site only
 expect_rc 5 "--set after a --site applies to that site only (its lint fails)" \
     "$HP" run "$T/use/use.yaml" --site ma --site mb --set scheduler.default_walltime=45m
