@@ -173,6 +173,19 @@ static int check_down(struct multi *M, struct msite *S)
     return 1;
 }
 
+/* S cannot be opened or prepared at the start (err says why): down until a
+ * later submission reaches it. */
+static void left_out(struct multi *M, struct msite *S, const struct hp_err *err,
+                     const char *what)
+{
+    snprintf(S->why, sizeof(S->why), "%.250s", err->code ? err->msg : "no answer");
+    S->failing_since = S->last_fail = hp_now();
+    S->down = 1;
+    S->backoff = BACKOFF_MIN * 6;
+    S->retry_at = hp_now() + S->backoff;
+    say(M, "site '%s' cannot be %s (%s); the run goes on without it", S->name, what, S->why);
+}
+
 /* A site that answered again: stop what was left there (best effort). */
 static void cancel_orphans(struct multi *M, struct msite *S)
 {
@@ -295,11 +308,7 @@ void *hp_multi_new(const struct hp_plan *const *plans, size_t n, const struct hp
         }
         if (!first.code)
             first = e;
-        note_failure(M, S, &e);
-        S->down = 1;
-        S->backoff = BACKOFF_MIN * 6;
-        S->retry_at = hp_now() + S->backoff;
-        say(M, "site '%s' cannot be used now (%s); the run goes on without it", S->name, S->why);
+        left_out(M, S, &e, "used now");
     }
     if (!open) {
         *err = first;
@@ -631,12 +640,8 @@ static int multi_prepare(void *impl, const struct hp_plan *plan, const char *loc
         }
         if (!first.code)
             hp_err_set(&first, e.code, "site '%s': %s", S->name, e.msg);
-        note_failure(M, S, &e);
         site_close(S);
-        S->down = 1;
-        S->backoff = BACKOFF_MIN * 6;
-        S->retry_at = hp_now() + S->backoff;
-        say(M, "site '%s' cannot be prepared (%s); the run goes on without it", S->name, S->why);
+        left_out(M, S, &e, "prepared");
     }
     if (!ok) {
         *err = first;
