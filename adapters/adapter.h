@@ -149,7 +149,9 @@ struct hp_adapter_ops {
      * declared outputs into the workflow's directory). Returns 0, or -1
      * when it could not: the engine asks the job's status and calls it again
      * at later polls, and after a few minutes records the attempt as failed
-     * with err's message. Optional. */
+     * with err's message; or 1 when they are out of reach for good (their
+     * site is gone, adapters/multi.h): the attempt is recorded as lost and
+     * the instance runs again. Optional. */
     int (*collect)(void *impl, size_t i, const struct hp_jobspec *spec,
                    const struct hp_jobstate *js, struct hp_err *err);
     /* `hpcport site check`: run live checks of site (opening its own

@@ -9,6 +9,7 @@
 #include "campaign.h"
 #include "cli.h"
 #include "doc.h"
+#include "multi.h"
 #include "plan.h"
 #include "quote.h"
 #include "site.h"
@@ -18,7 +19,9 @@
 
 static const char usage[] =
     "usage: hpcport run WORKFLOW [--site NAME] [--campaign ID] [--set KEY=VALUE]... [--max-parallel N]\n"
-    "                   [--state-dir DIR] [--dry-run] [--json]\n";
+    "                   [--state-dir DIR] [--dry-run] [--json]\n"
+    "   or: hpcport run WORKFLOW --site A [--set KEY=VALUE]... --site B [--set KEY=VALUE]...\n"
+    "                   [--failover SECONDS] [options]\n";
 
 static const char help[] =
     "\n"
@@ -34,14 +37,28 @@ static const char help[] =
     "attempt ('hpcport logs'). Arguments reach the task exactly as written in\n"
     "the workflow; no shell is involved unless the task says 'shell:'.\n"
     "\n"
+    "Given several sites, one campaign is spread over them: each job goes to\n"
+    "the site with the most free slots (scheduler.max_queued_jobs minus the\n"
+    "campaign's jobs there; equal shares where no limit is set), built for that\n"
+    "site (its paths, partition, account). A site that stops answering for\n"
+    "--failover seconds loses its unfinished jobs: they run again as new\n"
+    "attempts on the other sites (a job already queued there may still run\n"
+    "there; hpcport cancels it if the site answers again during the run). Every\n"
+    "site's lint applies: a task that one of the sites cannot run stops the run\n"
+    "(leave that site out). A rerun must name the same sites, in any order.\n"
+    "\n"
     "Interrupting run (Ctrl-C, SIGTERM) stops submitting and exits with 130;\n"
     "running tasks go on and the next run picks up their results.\n"
     "\n"
     "options:\n"
-    "    -s, --site NAME       site profile to run on (default: local)\n"
+    "    -s, --site NAME       site profile to run on (default: local); repeat to\n"
+    "                          spread the campaign over several sites\n"
     "    --campaign ID         campaign id (default: the workflow's name); one\n"
-    "                          campaign belongs to one site\n"
-    "    --set KEY=VALUE       override a site profile value, e.g. nodes.cores=2\n"
+    "                          campaign belongs to its site (or sites)\n"
+    "    --set KEY=VALUE       override a site profile value, e.g. nodes.cores=2;\n"
+    "                          before any --site: for every site, after one: for it\n"
+    "    --failover SECONDS    several sites: how long a site may fail to answer\n"
+    "                          before its jobs move to the others (default 60)\n"
     "    --max-parallel N      run at most N jobs at once\n"
     "    --state-dir DIR       campaign state directory (default:\n"
     "                          $HPCPORT_STATE_DIR, else $XDG_STATE_HOME/hpcport)\n"
@@ -143,19 +160,75 @@ static void resume_hint(int argc, char **argv)
     hp_buf_release(&b);
 }
 
-/* --dry-run: 'hpcport plan' with the same workflow, site, sets, campaign and
- * state directory (options first, so plan's parser sees them all). */
-static int dry_run(const char *wf_path, const char *site, const char **sets, size_t nsets,
-                   const char *campaign, const char *state_dir, int json)
+/* One --site and the --set flags that follow it. */
+struct run_site {
+    const char *name;
+    const char **own;       /* its own --set flags (borrowed) */
+    size_t nown, aown;
+    const char **sets;      /* the global ones, then its own: for the loader */
+    struct hp_cli_plan cp;
+};
+
+struct run_args {
+    struct run_site *sites;
+    size_t nsites, asites;
+    const char **global;    /* --set before any --site */
+    size_t nglobal, aglobal;
+};
+
+static void run_args_release(struct run_args *a)
 {
-    char **pv = hp_xcalloc(2 * nsets + 12, sizeof(*pv));
+    for (size_t k = 0; k < a->nsites; k++) {
+        free(a->sites[k].own);
+        free(a->sites[k].sets);
+        hp_cli_plan_release(&a->sites[k].cp);
+    }
+    free(a->sites);
+    free(a->global);
+}
+
+static void add_set(struct run_args *a, const char *kv)
+{
+    if (!a->nsites) {
+        HP_ALLOC_GROW(a->global, a->nglobal + 1, a->aglobal);
+        a->global[a->nglobal++] = kv;
+        return;
+    }
+    struct run_site *s = &a->sites[a->nsites - 1];
+    HP_ALLOC_GROW(s->own, s->nown + 1, s->aown);
+    s->own[s->nown++] = kv;
+}
+
+static void add_site(struct run_args *a, const char *name)
+{
+    HP_ALLOC_GROW(a->sites, a->nsites + 1, a->asites);
+    memset(&a->sites[a->nsites], 0, sizeof(a->sites[0]));
+    a->sites[a->nsites++].name = name;
+}
+
+/* --dry-run: 'hpcport plan' with the same workflow, sites, sets, campaign
+ * and state directory (options first, so plan's parser sees them all; the
+ * --set flags where they were, so each applies to the same sites). */
+static int dry_run(const char *wf_path, const struct run_args *a, const char *campaign,
+                   const char *state_dir, int json)
+{
+    size_t max = 2 * a->nglobal + 12;
+    for (size_t k = 0; k < a->nsites; k++)
+        max += 2 + 2 * a->sites[k].nown;
+    char **pv = hp_xcalloc(max, sizeof(*pv));
     int n = 0;
     pv[n++] = (char *)"plan";
-    pv[n++] = (char *)"--site";
-    pv[n++] = (char *)site;
-    for (size_t i = 0; i < nsets; i++) {
+    for (size_t i = 0; i < a->nglobal; i++) {
         pv[n++] = (char *)"--set";
-        pv[n++] = (char *)sets[i];
+        pv[n++] = (char *)a->global[i];
+    }
+    for (size_t k = 0; k < a->nsites; k++) {
+        pv[n++] = (char *)"--site";
+        pv[n++] = (char *)a->sites[k].name;
+        for (size_t i = 0; i < a->sites[k].nown; i++) {
+            pv[n++] = (char *)"--set";
+            pv[n++] = (char *)a->sites[k].own[i];
+        }
     }
     if (campaign) {
         pv[n++] = (char *)"--campaign";
@@ -174,6 +247,68 @@ static int dry_run(const char *wf_path, const char *site, const char **sets, siz
     return rc;
 }
 
+static void on_site_event(void *ctx, const char *msg)
+{
+    on_event(ctx, hp_cli.quiet ? 1 : 0, msg);   /* a site lost or back: always said */
+}
+
+/* Every site's plan; -1 with err, or HP_E* (already printed) for lint
+ * errors and bad usage. */
+static int load_plans(struct run_args *a, const char *wf_path, const char *campaign,
+                      const char *state_dir, struct hp_err *err)
+{
+    for (size_t k = 0; k < a->nsites; k++) {
+        struct run_site *s = &a->sites[k];
+        for (size_t j = 0; j < k; j++)
+            if (!strcmp(a->sites[j].name, s->name))
+                return hp_cli_usage_error(usage, "site '%s' is given twice; name each site "
+                                          "once", s->name);
+        if (a->nsites > 1 && !strcmp(s->name, "local"))
+            return hp_cli_usage_error(usage, "the local site cannot be one of several sites of "
+                                      "a run yet; run it on its own, or spread the campaign "
+                                      "over remote sites only");
+    }
+    for (size_t k = 0; k < a->nsites; k++) {
+        struct run_site *s = &a->sites[k];
+        s->sets = hp_xcalloc(a->nglobal + s->nown + 1, sizeof(*s->sets));
+        for (size_t i = 0; i < a->nglobal; i++)
+            s->sets[i] = a->global[i];
+        for (size_t i = 0; i < s->nown; i++)
+            s->sets[a->nglobal + i] = s->own[i];
+        if (hp_cli_plan_load(&s->cp, wf_path, s->name, s->sets, a->nglobal + s->nown, campaign,
+                             state_dir, err) < 0) {
+            if (a->nsites > 1 && s->cp.site)
+                hp_err_prefix(err, "site '%s'", s->name);
+            return -1;
+        }
+    }
+    for (size_t k = 0; a->nsites > 1 && k < a->nsites; k++) {
+        const struct hp_plan *plan = a->sites[k].cp.plan;
+        if (plan->npilot)
+            return hp_err_set(err, HP_ESITE, "%zu task instance%s would run in pilot jobs on "
+                              "site '%s' (placement auto or pilot); a campaign over several "
+                              "sites runs one batch job per instance for now: set 'placement: "
+                              "direct' in the workflow's defaults, or run on that site alone",
+                              plan->npilot, plan->npilot == 1 ? "" : "s", plan->site->name);
+    }
+    int rc = 0;
+    for (size_t k = 0; k < a->nsites; k++) {
+        const struct hp_plan *plan = a->sites[k].cp.plan;
+        if (!plan->nerrors) {
+            if (hp_cli.verbose)
+                print_lints(plan, 0);
+            continue;
+        }
+        print_lints(plan, 0);
+        rc = hp_cli_fail(HP_ELINT, "the plan has %zu lint error%s on site '%s'; nothing was "
+                         "run ('hpcport plan %s --site %s' shows them%s)", plan->nerrors,
+                         plan->nerrors == 1 ? "" : "s", plan->site->name, plan->wf->doc->file,
+                         plan->site->name, a->nsites > 1 ? "; leave the site out if it cannot "
+                         "run the workflow" : "");
+    }
+    return rc;
+}
+
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -182,22 +317,23 @@ int cmd_run(int argc, char **argv)
         { "campaign", required_argument, NULL, 'c' },
         { "state-dir", required_argument, NULL, 'd' },
         { "max-parallel", required_argument, NULL, 'p' },
+        { "failover", required_argument, NULL, 'F' },
         { "dry-run", no_argument, NULL, 'n' },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *site_name = "local", *campaign = NULL, *state_dir = getenv("HPCPORT_STATE_DIR");
-    const char **sets = hp_xcalloc((size_t)argc + 1, sizeof(*sets));
-    size_t nsets = 0;
+    const char *campaign = NULL, *state_dir = getenv("HPCPORT_STATE_DIR");
+    struct run_args ra = { 0 };
     long max_parallel = 0;
+    double failover = 0;
     int json = 0, dry = 0, c, rc = 0;
     struct hp_err err;
-    struct hp_cli_plan cp = { 0 };
-    struct hp_workflow *wf;
-    struct hp_site *site;
-    struct hp_plan *plan;
-    char *abs_wf = NULL;
+    const struct hp_workflow *wf;
+    const struct hp_plan *plan;
+    char *abs_wf = NULL, *label = NULL;
+    const struct hp_plan **plans = NULL;
+    void *mux = NULL;
 
     if (state_dir && !*state_dir)
         state_dir = NULL;
@@ -205,17 +341,27 @@ int cmd_run(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
         switch (c) {
-        case 's': site_name = optarg; break;
-        case 'S': sets[nsets++] = optarg; break;
+        case 's': add_site(&ra, optarg); break;
+        case 'S': add_set(&ra, optarg); break;
         case 'c': campaign = optarg; break;
         case 'd': state_dir = optarg; break;
         case 'p': {
             char *end;
             max_parallel = strtol(optarg, &end, 10);
             if (*end || end == optarg || max_parallel < 1) {
-                free(sets);
+                run_args_release(&ra);
                 return hp_cli_usage_error(usage, "--max-parallel wants a positive number, "
                                           "not '%s'", optarg);
+            }
+            break;
+        }
+        case 'F': {
+            char *end;
+            failover = strtod(optarg, &end);
+            if (*end || end == optarg || !(failover > 0 && failover <= 86400 * 30)) {
+                run_args_release(&ra);
+                return hp_cli_usage_error(usage, "--failover wants a number of seconds "
+                                          "above 0, not '%s'", optarg);
             }
             break;
         }
@@ -224,43 +370,56 @@ int cmd_run(int argc, char **argv)
         case 'h':
             fputs(usage, stdout);
             fputs(help, stdout);
-            free(sets);
+            run_args_release(&ra);
             return 0;
         default:
             fputs(usage, stderr);
-            free(sets);
+            run_args_release(&ra);
             return HP_EUSAGE;
         }
     }
     if (optind != argc - 1) {
-        free(sets);
+        run_args_release(&ra);
         return hp_cli_usage_error(usage, optind >= argc ? "no workflow given"
                                                         : "more than one workflow given");
     }
+    if (!ra.nsites)
+        add_site(&ra, "local");
+    if (failover > 0 && ra.nsites < 2) {
+        run_args_release(&ra);
+        return hp_cli_usage_error(usage, "--failover needs two --site options or more");
+    }
     if (dry) {
-        rc = dry_run(argv[optind], site_name, sets, nsets, campaign, state_dir, json);
-        free(sets);
+        rc = dry_run(argv[optind], &ra, campaign, state_dir, json);
+        run_args_release(&ra);
         return rc;
     }
     const char *wf_path = argv[optind];
     abs_wf = realpath(wf_path, NULL);
 
-    if (hp_cli_plan_load(&cp, wf_path, site_name, sets, nsets, campaign, state_dir, &err) < 0)
+    rc = load_plans(&ra, wf_path, campaign, state_dir, &err);
+    if (rc < 0)
         goto fail;
-    wf = cp.wf;
-    site = cp.site;
-    plan = cp.plan;
-    if (plan->nerrors) {
-        print_lints(plan, 0);
-        rc = hp_cli_fail(HP_ELINT, "the plan has %zu lint error%s; nothing was run ('hpcport "
-                         "plan %s --site %s' shows them)", plan->nerrors,
-                         plan->nerrors == 1 ? "" : "s", wf_path, site->name);
+    if (rc > 0)
         goto out;
+    wf = ra.sites[0].cp.wf;
+    plan = ra.sites[0].cp.plan;
+    {
+        struct hp_buf lb = HP_BUF_INIT;
+        for (size_t k = 0; k < ra.nsites; k++)
+            hp_buf_addf(&lb, "%s%s", k ? "," : "", ra.sites[k].name);
+        label = hp_buf_detach(&lb, NULL);
     }
-    if (hp_cli.verbose)
-        print_lints(plan, 0);
 
     struct run_ui ui = { .progress_line = isatty(STDERR_FILENO) && !hp_cli.quiet && !json };
+    if (ra.nsites > 1) {
+        plans = hp_xcalloc(ra.nsites, sizeof(*plans));
+        for (size_t k = 0; k < ra.nsites; k++)
+            plans[k] = ra.sites[k].cp.plan;
+        struct hp_multi_opts mo = { .failover = failover, .event = on_site_event, .ctx = &ui };
+        if (!(mux = hp_multi_new(plans, ra.nsites, &mo, &err)))
+            goto fail;
+    }
     struct hp_campaign_opts co = {
         .state_dir = state_dir,
         .workflow_path = abs_wf ? abs_wf : wf_path,
@@ -269,6 +428,9 @@ int cmd_run(int argc, char **argv)
         .progress = on_progress,
         .event = on_event,
         .ctx = &ui,
+        .adapter = mux ? &hp_adapter_multi : NULL,
+        .adapter_impl = mux,
+        .site_label = label,
     };
     struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof(sa));
@@ -279,8 +441,8 @@ int cmd_run(int argc, char **argv)
     sigaction(SIGHUP, &sa, &old_hup);
     if (hp_cli.verbose) {
         char *local = hp_campaign_dir(state_dir, plan->campaign);
-        hp_cli_log(1, "running campaign '%s' (%zu instances) on site '%s'; state in %s%s%s",
-                   plan->campaign, wf->ninst, site->name, local,
+        hp_cli_log(1, "running campaign '%s' (%zu instances) on site%s '%s'; state in %s%s%s",
+                   plan->campaign, wf->ninst, mux ? "s" : "", label, local,
                    plan->remote_workdir ? ", files on the site in " : "",
                    plan->remote_workdir ? plan->dir : "");
         free(local);
@@ -313,7 +475,7 @@ int cmd_run(int argc, char **argv)
         const char *status = sum.interrupted ? "interrupted" : bad ? "failed" : "completed";
         json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
                                 "s:I, s:f, s:f, s:b, s:o}",
-            "campaign", plan->campaign, "site", site->name, "dir", plan->dir,
+            "campaign", plan->campaign, "site", label, "dir", plan->dir,
             "status", status, "total", (json_int_t)p->total,
             "completed", (json_int_t)p->count[HP_IS_COMPLETED],
             "failed", (json_int_t)p->count[HP_IS_FAILED],
@@ -327,8 +489,8 @@ int cmd_run(int argc, char **argv)
         fputc('\n', stdout);
         json_decref(doc);
     } else if (!hp_cli.quiet || bad) {
-        printf("campaign '%s' on site '%s': %zu of %zu completed", plan->campaign, site->name,
-               p->count[HP_IS_COMPLETED], p->total);
+        printf("campaign '%s' on site%s '%s': %zu of %zu completed", plan->campaign,
+               mux ? "s" : "", label, p->count[HP_IS_COMPLETED], p->total);
         if (p->count[HP_IS_FAILED])
             printf(", %zu failed", p->count[HP_IS_FAILED]);
         if (p->count[HP_IS_CANCELED])
@@ -363,8 +525,10 @@ int cmd_run(int argc, char **argv)
 fail:
     rc = hp_cli_error(&err);
 out:
-    hp_cli_plan_release(&cp);
+    hp_multi_free(mux);
+    free(plans);
+    run_args_release(&ra);
+    free(label);
     free(abs_wf);
-    free(sets);
     return rc;
 }

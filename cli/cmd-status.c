@@ -8,6 +8,7 @@
 #include "adapter.h"
 #include "campaign.h"
 #include "cli.h"
+#include "multi.h"
 #include "site.h"
 #include "util.h"
 #include "banned.h"
@@ -21,7 +22,9 @@ static const char help[] =
     "Without a campaign: one line per campaign in the state directory with its\n"
     "site, instance counts and state (running while an 'hpcport run' works on\n"
     "it). With a campaign: its counts per state and, with --tasks, one line per\n"
-    "task instance (id, state, attempts, exit status, reason).\n"
+    "task instance (id, state, attempts, exit status, reason). A campaign run\n"
+    "on several sites also shows the counts per site, by the site of each\n"
+    "instance's last job ('sites' in --json).\n"
     "\n"
     "A campaign that runs tasks in pilot jobs goes on without this machine: its\n"
     "agent on the site's login node feeds the pilots. When no 'hpcport run' is\n"
@@ -46,6 +49,53 @@ static const char help[] =
     "\n"
     "exit status: 0 success, 2 usage error, 7 unreadable state, 8 no such\n"
     "campaign.\n";
+
+/* A multi-site campaign (site "A,B"): instance counts per state for each
+ * site, by the site of each instance's last job ("SITE|ID", adapters/multi.h). */
+struct site_counts {
+    char **names;
+    size_t (*count)[HP_IS__COUNT];
+    size_t n;
+};
+
+static int on_site_row(void *ctx, const struct hp_inst_row *r)
+{
+    struct site_counts *sc = ctx;
+    size_t len = hp_multi_site_len(r->job_id);
+    for (size_t k = 0; len && k < sc->n; k++)
+        if (strlen(sc->names[k]) == len && !strncmp(sc->names[k], r->job_id, len)) {
+            sc->count[k][r->state]++;
+            break;
+        }
+    return 0;
+}
+
+static int site_counts(struct hp_state *st, const char *sites, struct site_counts *sc,
+                       struct hp_err *err)
+{
+    memset(sc, 0, sizeof(*sc));
+    if (!sites || !strchr(sites, ','))
+        return 0;
+    size_t n = 1;
+    for (const char *p = sites; *p; p++)
+        n += *p == ',';
+    sc->names = hp_xcalloc(n, sizeof(*sc->names));
+    sc->count = hp_xcalloc(n, sizeof(*sc->count));
+    for (const char *p = sites; sc->n < n;) {
+        size_t len = strcspn(p, ",");
+        sc->names[sc->n++] = hp_xstrndup(p, len);
+        p += len + (p[len] == ',');
+    }
+    return hp_state_each_instance(st, -1, on_site_row, sc, err);
+}
+
+static void site_counts_release(struct site_counts *sc)
+{
+    for (size_t k = 0; k < sc->n; k++)
+        free(sc->names[k]);
+    free(sc->names);
+    free(sc->count);
+}
 
 /* The stored status says "running" until its engine ends; an engine that
  * was killed never says otherwise, and no engine holds the run lock. */
@@ -335,6 +385,11 @@ static int show_campaign(const char *state_dir, const char *id, int json, int ta
     if (!offline && !engine && ci.adapter && !strcmp(ci.adapter, hp_adapter_pilot.name) &&
         count[HP_IS_COMPLETED] + count[HP_IS_FAILED] + count[HP_IS_CANCELED] < total)
         agent = agent_live(&ci, state_dir);
+    struct site_counts sc;
+    if (site_counts(st, ci.site, &sc, &err) < 0) {
+        rc = hp_cli_error(&err);
+        goto out;
+    }
     if (json) {
         json_t *counts = json_object();
         for (int k = 0; k < HP_IS__COUNT; k++)
@@ -345,6 +400,17 @@ static int show_campaign(const char *state_dir, const char *id, int json, int ta
             "workflow_name", ci.workflow_name, "state", cstate, "dir", dir,
             "total", (json_int_t)total, "counts", counts, "created", ci.created,
             "engine_pid", (json_int_t)engine, "version", ci.version);
+        if (sc.n) {
+            json_t *sites = json_object();
+            for (size_t k = 0; k < sc.n; k++) {
+                json_t *o = json_object();
+                for (int j = 0; j < HP_IS__COUNT; j++)
+                    json_object_set_new(o, hp_istate_name((enum hp_istate)j),
+                                        json_integer((json_int_t)sc.count[k][j]));
+                json_object_set_new(sites, sc.names[k], o);
+            }
+            json_object_set_new(doc, "sites", sites);
+        }
         if (agent)
             json_object_set(doc, "agent", agent);
         if (tasks) {
@@ -390,6 +456,19 @@ static int show_campaign(const char *state_dir, const char *id, int json, int ta
     for (int k = 0; k < HP_IS__COUNT; k++)
         if (count[k] || k == HP_IS_COMPLETED)
             printf("  %-10s %zu\n", hp_istate_name((enum hp_istate)k), count[k]);
+    if (sc.n) {
+        /* by the site of each instance's last job; never submitted: none */
+        printf("sites:\n");
+        for (size_t k = 0; k < sc.n; k++) {
+            printf("  %-10s", sc.names[k]);
+            int any = 0;
+            for (int j = 0; j < HP_IS__COUNT; j++)
+                if (sc.count[k][j] || j == HP_IS_COMPLETED)
+                    printf("%s %s %zu", any++ ? "," : "", hp_istate_name((enum hp_istate)j),
+                           sc.count[k][j]);
+            printf("\n");
+        }
+    }
     if (agent)
         print_agent(agent);
     if (prov) {
@@ -415,6 +494,7 @@ static int show_campaign(const char *state_dir, const char *id, int json, int ta
         }
     }
 out:
+    site_counts_release(&sc);
     json_decref(agent);
     hp_campaign_info_release(&ci);
     hp_state_close(st);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "buf.h"
 #include "campaign.h"
+#include "multi.h"
 #include "provenance.h"
 #include "site.h"
 #include "stage.h"
@@ -565,6 +566,11 @@ static int collect(struct engine *e, size_t k, struct hp_jobstate *js)
     hp_spec_store_release(&store);
     if (rc == 0)
         return 1;
+    if (rc > 0) {   /* out of reach for good: lost, the instance runs again */
+        js->state = HP_JOB_UNKNOWN;
+        snprintf(js->reason, sizeof(js->reason), "%.250s", cerr.msg);
+        return 1;
+    }
     double now = hp_now();
     if (!j->collect_failing)
         j->collect_failing = now;
@@ -851,6 +857,36 @@ static int check_cores(struct engine *e, struct hp_err *err)
     return 0;
 }
 
+static const char *site_label(const struct engine *e)
+{
+    return e->opts && e->opts->site_label ? e->opts->site_label : e->plan->site->name;
+}
+
+/* Do the comma-separated site lists a and b name the same sites? */
+static int same_sites(const char *a, const char *b)
+{
+    size_t na = 1, nb = 1;
+    for (const char *s = a; *s; s++)
+        na += *s == ',';
+    for (const char *s = b; *s; s++)
+        nb += *s == ',';
+    if (na != nb)
+        return 0;
+    for (const char *s = a; *s;) {
+        size_t len = strcspn(s, ",");
+        int found = 0;
+        for (const char *t = b; *t && !found;) {
+            size_t tl = strcspn(t, ",");
+            found = tl == len && !strncmp(s, t, len);
+            t += tl + (t[tl] == ',');
+        }
+        if (!found)
+            return 0;
+        s += len + (s[len] == ',');
+    }
+    return 1;
+}
+
 static int open_campaign(struct engine *e, struct hp_err *err, int *fresh)
 {
     const struct hp_plan *p = e->plan;
@@ -866,8 +902,8 @@ static int open_campaign(struct engine *e, struct hp_err *err, int *fresh)
             .id = p->campaign,
             .workflow_path = e->opts ? (char *)e->opts->workflow_path : NULL,
             .workflow_name = e->wf->name,
-            .site = p->site->name,
-            .adapter = (char *)p->adapter->name,
+            .site = (char *)site_label(e),
+            .adapter = (char *)e->ad->name,
             .status = (char *)"created",
         };
         if (hp_state_create_campaign(e->st, &nci, err) < 0)
@@ -878,11 +914,20 @@ static int open_campaign(struct engine *e, struct hp_err *err, int *fresh)
         *fresh = 1;
     } else {
         *fresh = 0;
-        if (strcmp(ci.site, p->site->name)) {
+        if (!same_sites(ci.site, site_label(e))) {
+            struct hp_buf hint = HP_BUF_INIT;
+            for (const char *s = ci.site; *s; s++) {
+                if (*s == ',')
+                    hp_buf_adds(&hint, " --site ");
+                else
+                    hp_buf_addch(&hint, *s);
+            }
             hp_err_set(err, HP_ESTATE,
-                       "campaign '%s' was started on site '%s', not '%s'; resume it with "
+                       "campaign '%s' was started on site%s '%s', not '%s'; resume it with "
                        "--site %s, or start a separate campaign with --campaign NAME",
-                       p->campaign, ci.site, p->site->name, ci.site);
+                       p->campaign, strchr(ci.site, ',') ? "s" : "", ci.site, site_label(e),
+                       hint.buf);
+            hp_buf_release(&hint);
             hp_campaign_info_release(&ci);
             return -1;
         }
@@ -953,7 +998,7 @@ static void progress(struct engine *e, int force)
 
 static void engine_release(struct engine *e)
 {
-    if (e->impl && e->ad->close)
+    if (e->impl && e->ad->close && !(e->opts && e->opts->adapter))
         e->ad->close(e->impl);
     for (size_t k = 0; k < e->njobs; k++)
         job_release(&e->jobs[k]);
@@ -989,7 +1034,7 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
     e->plan = plan;
     e->wf = plan->wf;
     e->opts = opts;
-    e->ad = plan->adapter;
+    e->ad = opts && opts->adapter ? opts->adapter : plan->adapter;
     e->n = plan->wf->ninst;
     e->t0 = hp_now();
     /* A remote site's campaign directory (plan->dir) is on the site; the
@@ -1003,7 +1048,9 @@ int hp_campaign_run(const struct hp_plan *plan, const struct hp_campaign_opts *o
                    plan->site->name, e->ad->name);
         goto out;
     }
-    if (e->ad->open) {
+    if (opts && opts->adapter) {
+        e->impl = opts->adapter_impl;
+    } else if (e->ad->open) {
         e->impl = e->ad->open(plan->site, err);
         if (!e->impl)
             goto out;
@@ -1396,34 +1443,39 @@ static int on_live_row(void *ctx, const struct hp_inst_row *row)
     return 0;
 }
 
-/* Stop the jobs in jc with the campaign's adapter, before anything is
- * marked. -1 only when the site could not be reached or resolved. */
-static int cancel_jobs(const struct hp_campaign_info *ci, const struct jobs_ctx *jc,
-                       hp_cancel_site_fn load_site, void *arg, struct hp_cancel_result *res,
-                       struct hp_err *err)
+/* Stop the jobs ids[0..n) of site site_name with adapter ad (NULL: the
+ * site's own), before anything is marked. -1 only when the site could not be
+ * reached or resolved. */
+static int cancel_on_site(const struct hp_campaign_info *ci, const char *site_name,
+                          const struct hp_adapter_ops *ad, const char *const *ids, size_t n,
+                          hp_cancel_site_fn load_site, void *arg, struct hp_cancel_result *res,
+                          struct hp_err *err)
 {
-    const struct hp_adapter_ops *ad = hp_adapter_find_recorded(ci->adapter);
-    if (!jc->n || !ad || !ad->cancel)
+    if (!n || (ad && !ad->cancel))
         return 0;
     struct hp_site *site = NULL;
     void *impl = NULL;
-    if (strcmp(ad->name, "local") != 0) {
+    if (!ad || strcmp(ad->name, "local") != 0) {
         if (!load_site)
             return 0;
-        site = load_site(ci->site, ci->workflow_path, arg, err);
-        if (!site)
+        site = load_site(site_name, ci->workflow_path, arg, err);
+        if (!site || (!ad && !(ad = hp_adapter_for_site(site, err))))
             goto unreached;
+        if (!ad->cancel) {
+            hp_site_free(site);
+            return 0;
+        }
         if (ad->open && !(impl = ad->open(site, err)))
             goto unreached;
     }
-    for (size_t k = 0; k < jc->n; k++) {
+    for (size_t k = 0; k < n; k++) {
         struct hp_err cerr;
         hp_err_init(&cerr);
-        if (ad->cancel(impl, jc->ids[k], &cerr) == 0) {
+        if (ad->cancel(impl, ids[k], &cerr) == 0) {
             res->signaled++;
         } else if (!res->unstopped++) {
             struct hp_buf b = HP_BUF_INIT;
-            hp_buf_addf(&b, "job %s: %s", jc->ids[k], cerr.msg);
+            hp_buf_addf(&b, "job %s: %s", ids[k], cerr.msg);
             size_t m = b.len < sizeof(res->first_refusal) - 1 ? b.len
                                                               : sizeof(res->first_refusal) - 1;
             memcpy(res->first_refusal, b.buf, m);
@@ -1438,10 +1490,39 @@ static int cancel_jobs(const struct hp_campaign_info *ci, const struct jobs_ctx 
 unreached:
     hp_site_free(site);
     if (!err->code)
-        hp_err_set(err, HP_ESITE, "site '%s' could not be resolved", ci->site);
+        hp_err_set(err, HP_ESITE, "site '%s' could not be resolved", site_name);
     hp_err_prefix(err, "cannot stop the %zu job%s of campaign '%s' on site '%s', so nothing "
-                       "was canceled", jc->n, jc->n == 1 ? "" : "s", ci->id, ci->site);
+                       "was canceled", n, n == 1 ? "" : "s", ci->id, site_name);
     return -1;
+}
+
+/* Stop the jobs in jc with the campaign's adapter; a campaign run on
+ * several sites (site "A,B", job ids "SITE|ID": adapters/multi.h) through
+ * each job's site. */
+static int cancel_jobs(const struct hp_campaign_info *ci, const struct jobs_ctx *jc,
+                       hp_cancel_site_fn load_site, void *arg, struct hp_cancel_result *res,
+                       struct hp_err *err)
+{
+    if (!strchr(ci->site, ','))
+        return hp_adapter_find_recorded(ci->adapter)
+                   ? cancel_on_site(ci, ci->site, hp_adapter_find_recorded(ci->adapter),
+                                    (const char *const *)jc->ids, jc->n, load_site, arg, res,
+                                    err)
+                   : 0;
+    const char **ids = hp_xcalloc(jc->n + 1, sizeof(*ids));
+    int ret = 0;
+    for (const char *s = ci->site; *s && ret == 0;) {
+        size_t len = strcspn(s, ","), m = 0;
+        char *name = hp_xstrndup(s, len);
+        for (size_t k = 0; k < jc->n; k++)
+            if (hp_multi_site_len(jc->ids[k]) == len && !strncmp(jc->ids[k], s, len))
+                ids[m++] = jc->ids[k] + len + 1;
+        ret = cancel_on_site(ci, name, NULL, ids, m, load_site, arg, res, err);
+        free(name);
+        s += len + (s[len] == ',');
+    }
+    free(ids);
+    return ret;
 }
 
 int hp_campaign_cancel(const char *state_dir, const char *id, const char *const *names,

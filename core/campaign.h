@@ -69,6 +69,14 @@ struct hp_campaign_opts {
      * Optional; level 1 = per-instance events, 2 = details. */
     void (*event)(void *ctx, int level, const char *msg);
     void *ctx;
+    /* An adapter the caller opened, used instead of plan->adapter; the
+     * engine neither opens nor closes it (a multi-site run's mux,
+     * adapters/multi.h). NULL: plan->adapter. */
+    const struct hp_adapter_ops *adapter;
+    void *adapter_impl;
+    /* The site the campaign records, NULL: plan->site->name. A multi-site
+     * run records "A,B"; a rerun must name the same sites (in any order). */
+    const char *site_label;
 };
 
 struct hp_campaign_summary {

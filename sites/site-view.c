@@ -511,6 +511,9 @@ void hp_site_free(struct hp_site *s)
 
 int64_t hp_partition_walltime(const struct hp_partition *part, int nodes, long *bin)
 {
+    long ignore;
+    if (!bin)
+        bin = &ignore;
     *bin = -1;
     if (!part)
         return 0;

@@ -47,7 +47,8 @@ struct hp_partition {
 };
 
 /* The walltime limit of part for a job of nodes nodes (0: none known), and
- * in *bin the walltime_by_nodes entry it came from, or -1 for max_walltime. */
+ * in *bin (may be NULL) the walltime_by_nodes entry it came from, or -1 for
+ * max_walltime. */
 int64_t hp_partition_walltime(const struct hp_partition *part, int nodes, long *bin);
 
 /* oauth: the site's OpenID provider, for OAuth2 device logins
