@@ -8,11 +8,16 @@
 # Then a campaign of M (default 100,000) tasks through two spool pilots: the
 # agent's peak memory (VmHWM) against the 200 MB target, and the files left in
 # the spool afterwards (target 0 besides the status file).
-# Usage: bench-pilot.sh [N] [M]   ($HPCPORT: the binary; use a release build)
+# Last, under the test harness (SLURM_CONF of tests/harness, e.g. through
+# tests/harness/with-services.sh): K (default 100) no-op tasks as one sbatch
+# job each on that Slurm, from the first submission to the last job's end,
+# against the same K tasks through one pilot job submitted by sbatch.
+# Usage: bench-pilot.sh [N] [M] [K]   ($HPCPORT: the binary; use a release build)
 set -eu
 HP=${HPCPORT:-./build/cli/hpcport}
 N=${1:-20000}
 M=${2:-100000}
+K=${3:-100}
 P=$(nproc)
 dir=$(mktemp -d)
 apid=
@@ -63,4 +68,37 @@ left=$(find "$dir/spool" -type f ! -name status | wc -l)
 awk -v m="$M" -v d="$done" -v h="$hwm" -v f="$left" -v a="$t0" -v b="$t1" 'BEGIN {
     printf "bench-pilot: %d-task campaign through 2 spool pilots: %d done in %.1f s; agent peak RSS %.1f MB (target < 200); %d files left in the spool (target 0)\n",
            m, d, b - a, h / 1024, f }'
-[ "$done" = "$M" ] && [ "$left" = 0 ]
+ok=0
+[ "$done" = "$M" ] && [ "$left" = 0 ] || ok=1
+
+# ---- one sbatch per task against one pilot job, on the harness's Slurm
+if [ -z "${SLURM_CONF:-}" ] || ! command -v sbatch >/dev/null; then
+    echo "bench-pilot: sbatch per task: skipped (no Slurm: run under tests/harness/with-services.sh)"
+    exit "$ok"
+fi
+SB=(sbatch --parsable -p debug -A hpcport -t 5 -o /dev/null -e /dev/null)
+gone() { [ -z "$(squeue -h -o %i -j "$1" 2>/dev/null)" ]; }
+drain() {   # wait until every job in the file $1 has left the queue
+    local ids; ids=$(paste -sd, "$1")
+    until gone "$ids"; do sleep 0.2; done
+}
+t0=$(now)
+for _ in $(seq "$K"); do "${SB[@]}" --wrap true; done > "$dir/ids"
+drain "$dir/ids"
+t1=$(now)
+tasks "$K" | "$HP" -q agent add --dir "$dir/c"
+"$HP" agent --dir "$dir/c" --exit-when-done >/dev/null 2>"$dir/c.err" &
+apid=$!
+wait_json "$dir/c"
+chmod 0755 "$dir"
+t2=$(now)
+"${SB[@]}" -c "$P" --wrap "exec $(readlink -f "$HP") pilot --agent 127.0.0.1:$(port "$dir/c") --secret-file $dir/c/secret --cores $P --idle 5" > "$dir/pid"
+drain "$dir/pid"
+t3=$(now)
+wait "$apid" || true; apid=
+done=$("$HP" agent status --dir "$dir/c" --json | sed -n 's/.*"done":\([0-9]*\).*/\1/p')
+awk -v k="$K" -v d="$done" -v a="$t0" -v b="$t1" -v c="$t2" -v e="$t3" 'BEGIN {
+    printf "bench-pilot: %d no-op tasks on Slurm: one sbatch each %.1f s (%.1f tasks/s); one pilot job %.1f s (%.1f tasks/s, %d done); %.0fx\n",
+           k, b - a, k / (b - a), e - c, k / (e - c), d, (b - a) / (e - c) }'
+[ "$done" = "$K" ] || ok=1
+exit "$ok"

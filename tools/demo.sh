@@ -7,12 +7,12 @@ sh tools/install-deps.sh
 ninja -C build >/dev/null
 # Tasks on the local site run in the workflow's directory: run the demo on a
 # copy so the examples stay clean.
-rm -rf build/demo && mkdir -p build/demo && cp -r examples/hello examples/sweep build/demo/
+rm -rf build/demo && mkdir -p build/demo && cp -r examples/hello examples/sweep examples/pilots build/demo/
 export HPCPORT_STATE_DIR="$PWD/build/demo/state"
 HP=$PWD/build/cli/hpcport
 cd build/demo
 set -x
-$HP validate hello/hello.yaml sweep/sweep.yaml
+$HP validate hello/hello.yaml sweep/sweep.yaml pilots/pilots.yaml
 $HP plan sweep/sweep.yaml --site local
 $HP run hello/hello.yaml --site local
 $HP run sweep/sweep.yaml --site local
@@ -20,3 +20,6 @@ $HP status
 $HP status sweep --tasks
 $HP logs sweep summary
 cat sweep/summary.txt
+$HP plan pilots/pilots.yaml --site local --lint
+$HP run pilots/pilots.yaml --site local
+cat pilots/histogram.txt
