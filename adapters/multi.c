@@ -342,8 +342,17 @@ static long site_spec(struct multi *M, const struct msite *S, const struct hp_jo
 }
 
 /* Free slots of S for spec, or -1 when it is full. */
-static long free_slots(const struct msite *S, const struct hp_jobspec *probe)
+static long free_slots(const struct multi *M, const struct msite *S,
+                       const struct hp_jobspec *probe)
 {
+    long i = probe ? inst_index(M, probe->instance) : -1;
+    if (i >= 0 && S->plan->pilot && S->plan->pilot[i]) {
+        /* a task in pilot jobs there is no batch job: the site's pilots
+         * take as many as they are sized for */
+        const struct hp_pilot_cfg *c = &S->plan->pilots;
+        long left = (long)c->tasks_per_pilot * c->max_pilots - (long)S->inflight;
+        return left > 0 ? left : 1;
+    }
     if (S->ad->capacity && probe) {
         long cap = S->ad->capacity(S->impl, probe);
         long need = (long)(probe->res.ntasks > 0 ? probe->res.ntasks : 1) *
@@ -388,7 +397,7 @@ static int multi_submit(void *impl, const struct hp_jobspec *spec, char **job_id
                     continue;
                 }
             }
-            long f = free_slots(S, spec);
+            long f = free_slots(M, S, spec);
             if (f > best_free) {
                 best = S;
                 best_free = f;

@@ -155,17 +155,26 @@ static char **read_names(struct hp_buf *in, size_t *n)
     return names;
 }
 
+/* parse, then standard input into in: -1 to go on, else the exit status */
+static int parse_in(int argc, char **argv, struct sub_opts *so, int ignore, struct hp_buf *in)
+{
+    int rc = parse(argc, argv, so, 0, 0, 0, ignore);
+    if (rc >= 0)
+        return rc;
+    if ((rc = read_stdin(in)) != 0) {
+        hp_buf_release(in);
+        return rc;
+    }
+    return -1;
+}
+
 static int agent_add(int argc, char **argv)
 {
     struct sub_opts so = { 0 };
-    int rc = parse(argc, argv, &so, 0, 0, 0, 1);
+    struct hp_buf in = HP_BUF_INIT;
+    int rc = parse_in(argc, argv, &so, 1, &in);
     if (rc >= 0)
         return rc;
-    struct hp_buf in = HP_BUF_INIT;
-    if ((rc = read_stdin(&in)) != 0) {
-        hp_buf_release(&in);
-        return rc;
-    }
     struct hp_err err;
     hp_err_init(&err);
     size_t added = 0;
@@ -234,14 +243,10 @@ static int agent_status(int argc, char **argv)
 static int agent_cancel(int argc, char **argv)
 {
     struct sub_opts so = { 0 };
-    int rc = parse(argc, argv, &so, 0, 0, 0, 0);
+    struct hp_buf in = HP_BUF_INIT;
+    int rc = parse_in(argc, argv, &so, 0, &in);
     if (rc >= 0)
         return rc;
-    struct hp_buf in = HP_BUF_INIT;
-    if ((rc = read_stdin(&in)) != 0) {
-        hp_buf_release(&in);
-        return rc;
-    }
     size_t n, canceled = 0;
     char **names = read_names(&in, &n);
     struct hp_err err;

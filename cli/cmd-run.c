@@ -282,15 +282,6 @@ static int load_plans(struct run_args *a, const char *wf_path, const char *campa
             return -1;
         }
     }
-    for (size_t k = 0; a->nsites > 1 && k < a->nsites; k++) {
-        const struct hp_plan *plan = a->sites[k].cp.plan;
-        if (plan->npilot)
-            return hp_err_set(err, HP_ESITE, "%zu task instance%s would run in pilot jobs on "
-                              "site '%s' (placement auto or pilot); a campaign over several "
-                              "sites runs one batch job per instance for now: set 'placement: "
-                              "direct' in the workflow's defaults, or run on that site alone",
-                              plan->npilot, plan->npilot == 1 ? "" : "s", plan->site->name);
-    }
     int rc = 0;
     for (size_t k = 0; k < a->nsites; k++) {
         const struct hp_plan *plan = a->sites[k].cp.plan;

@@ -211,12 +211,15 @@ void hp_spec_store_release(struct hp_spec_store *st)
 
 /* ---- lint ---- */
 
-static void lint_v(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
-                   const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
-                   const char *fmt, va_list ap)
+void hp_plan_lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
+                  const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
+                  const char *fmt, ...)
 {
     struct hp_buf msg = HP_BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
     hp_buf_vaddf(&msg, fmt, ap);
+    va_end(ap);
     HP_ALLOC_GROW(p->lints, p->nlints + 1, p->lints_alloc);
     struct hp_lint *l = &p->lints[p->nlints++];
     memset(l, 0, sizeof(*l));
@@ -234,28 +237,7 @@ static void lint_v(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
         p->nerrors++;
 }
 
-static void lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
-                 const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
-                 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-static void lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
-                 const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
-                 const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    lint_v(p, lv, rule, t, site_ptr, wf_ptr, fmt, ap);
-    va_end(ap);
-}
-
-void hp_plan_lint(struct hp_plan *p, enum hp_lint_level lv, const char *rule,
-                  const struct hp_task *t, const char *site_ptr, const char *wf_ptr,
-                  const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    lint_v(p, lv, rule, t, site_ptr, wf_ptr, fmt, ap);
-    va_end(ap);
-}
+#define lint hp_plan_lint
 
 static long partition_index(const struct hp_site *s, const struct hp_partition *part)
 {

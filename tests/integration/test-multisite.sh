@@ -118,19 +118,29 @@ check "... naming that site and the way out" contains "$ERR" "on site 'mc'; noth
 check "... not the other" not_contains "$ERR" "on site 'ma'"
 check "... the lint line itself" contains "$ERR" "[walltime]"
 check "nothing was created by the refused run" test ! -e "$HPCPORT_STATE_DIR/campaigns/long"
-# tasks placed in pilot jobs: not over several sites (yet)
-cat > "$T/use/pilot.yaml" <<'EOF'
+# tasks placed in pilot jobs: each site's agent submits its own pilots
+RBIN=$HP_H_SCRATCH/$TAG-bin
+mkdir -p "$RBIN" && cp "$HP" "$RBIN/hpcport" && chown -R "$HP_H_USER:" "$RBIN" &&
+    chmod 0755 "$RBIN" "$RBIN/hpcport"
+mkdir -p "$T/pil"
+cat > "$T/pil/pil.yaml" <<'EOF'
 name: pil
-pilots: {tasks_per_pilot: 10}
-defaults:
-  placement: pilot
+pilots: {tasks_per_pilot: 6, max_pilots: 1, cores: 1, walltime: 20m, idle: 5s}
 tasks:
   t:
-    command: [sleep, "1"]
+    matrix: {i: {from: 1, to: 24}}
+    placement: pilot
+    command: [sh, -c, 'sleep 0.3; mkdir -p out; echo "$1" > "out/p-$1.txt"', sh, "{i}"]
+    outputs: ["out/p-{i}.txt"]
 EOF
-expect_rc 4 "tasks placed in pilot jobs are refused on several sites" \
-    "$HP" run "$T/use/pilot.yaml" --site ma --site mb
-check "... with the way out" contains "$ERR" "set 'placement: direct'"
+expect_rc 0 "pilot tasks over two sites: the campaign completes" "$HP" run "$T/pil/pil.yaml" \
+    --set pilots.listen=127.0.0.1 --set "remote.hpcport=$RBIN/hpcport" --site ma --site mb
+check "... every instance" contains "$OUT" "24 of 24 completed"
+check "... every output came back" test "$(cat "$T"/pil/out/p-*.txt 2>/dev/null | wc -l)" = 24
+pilots_of() { "${SSH[@]}" "grep -c 'submitted pilot' ~/.$TAG-$1/hpcport/pil/agent/agent.log" 2>/dev/null; }
+check "... site ma's agent submitted pilots ($(pilots_of a))" test "$(pilots_of a)" -ge 1
+check "... and so did site mb's ($(pilots_of b))" test "$(pilots_of b)" -ge 1
+rm -rf "$RBIN"
 # --set before any --site applies to every site, after one to that site only
 expect_rc 5 "--set after a --site applies to that site only (its lint fails)" \
     "$HP" run "$T/use/use.yaml" --site ma --site mb --set scheduler.default_walltime=45m
