@@ -104,6 +104,9 @@ static char *site_hpcport(const struct hp_site *site)
 static char *agent_dir(struct hp_stage *stage, const struct hp_site *site, const char *campaign,
                        const char *state_dir, struct hp_err *err)
 {
+    const char *env = getenv("HPCPORT_STATE_DIR");
+    if (!state_dir && env && *env)     /* as the command line resolves it */
+        state_dir = env;
     char *cdir = hp_plan_site_dir(site, campaign, state_dir);
     char *dir = hp_path_join(cdir, "agent");
     char *x = hp_stage_expand(stage, dir, err);
@@ -197,7 +200,7 @@ static int ensure_agent(struct pmux *M, struct hp_err *err)
         "if [ -n \"$4\" ]; then set -- \"$1\" \"$2\" \"$3\" --spool \"$4\" \"$6\"; "
         "else set -- \"$1\" \"$2\" \"$3\" --listen \"$h:0\" \"$6\"; fi; "
         "exec \"$1\" agent --dir \"$2\" --pilots \"$3\" \"$4\" \"$5\" --heartbeat-timeout \"$6\" "
-        "--daemon --ensure",
+        "--idle-exit 600 --daemon --ensure",
         "sh", M->hpcport, M->adir, cfg, spool ? spool : "", listen, hb && *hb ? hb : "30", NULL
     };
     struct hp_buf out = HP_BUF_INIT;
@@ -299,7 +302,7 @@ static void pm_close(void *impl)
     hp_err_init(&err);
     if (M->npending)
         flush(M, &err);    /* best effort: the next run adds them again (adopt) */
-    if (M->adir && !M->inflight && !M->npending) {
+    if (M->plan && M->adir && !M->inflight && !M->npending) {
         /* nothing of this run is left at the agent: it need not wait for more
          * (a later run starts it again) */
         const char *argv[] = { M->hpcport, "agent", "stop", "--dir", M->adir, NULL };

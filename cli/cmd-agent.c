@@ -16,7 +16,7 @@
 static const char usage[] =
     "usage: hpcport agent --dir DIR [--listen HOST:PORT] [--spool DIR] [--daemon [--ensure]]\n"
     "                     [--pilots FILE] [--heartbeat-timeout S] [--batch N]\n"
-    "                     [--exit-when-done]\n"
+    "                     [--exit-when-done] [--idle-exit S]\n"
     "       hpcport agent add --dir DIR [--ignore-existing] < TASKS.jsonl\n"
     "       hpcport agent status --dir DIR [--json] [--tasks | --names]\n"
     "       hpcport agent cancel --dir DIR < IDS\n"
@@ -40,12 +40,14 @@ static const char help[] =
     "                              are requeued (default 30)\n"
     "    --batch N                 tasks per spool batch file (default 256)\n"
     "    --exit-when-done          stop once every task is done or failed\n"
+    "    --idle-exit S             stop after S seconds with no task left and no\n"
+    "                              pilot connected (hpcport run asks for 600)\n"
     "    --daemon                  detach once listening (log: DIR/agent.log)\n"
     "    --ensure                  with --daemon: when an agent already runs for\n"
     "                              DIR, print its agent.json and succeed\n"
     "    --pilots FILE             submit pilot jobs through the site's scheduler\n"
     "                              as FILE says (written by hpcport run; see\n"
-    "                              hpcport(1), PILOTS)\n"
+    "                              hpcport(1), agent)\n"
     "    -h, --help                show this help\n"
     "\n"
     "add reads tasks as JSON lines: {\"id\":NAME,\"argv\":[...]|\"sh\":TEXT,\"env\":{..},\n"
@@ -53,11 +55,13 @@ static const char help[] =
     "\"walltime\":S}; all lines or none (--ignore-existing: lines whose id is known\n"
     "are skipped). status counts tasks by state (queued, leased, done, failed) and\n"
     "the pilot jobs; --tasks lists the tasks, --names only those whose ids are read\n"
-    "from standard input, one per line. stop ends the agent (pilots keep their tasks\n"
+    "from standard input, one per line. cancel records the tasks whose ids are\n"
+    "read from standard input as failed by SIGTERM (a running one finishes, its\n"
+    "result is not recorded). stop ends the agent (pilots keep their tasks\n"
     "and reconnect to the next one); --drain lets pilots finish and exit instead.\n";
 
 enum { OPT_HB = 1, OPT_BATCH, OPT_EXIT, OPT_DAEMON, OPT_JSON, OPT_TASKS, OPT_DRAIN,
-       OPT_IGNORE, OPT_NAMES, OPT_ENSURE, OPT_PILOTS };
+       OPT_IGNORE, OPT_NAMES, OPT_ENSURE, OPT_PILOTS, OPT_IDLE_EXIT };
 
 static int ready_fd = -1;
 
@@ -387,6 +391,7 @@ int cmd_agent(int argc, char **argv)
         { "daemon", no_argument, NULL, OPT_DAEMON },
         { "ensure", no_argument, NULL, OPT_ENSURE },
         { "pilots", required_argument, NULL, OPT_PILOTS },
+        { "idle-exit", required_argument, NULL, OPT_IDLE_EXIT },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -415,6 +420,12 @@ int cmd_agent(int argc, char **argv)
         case OPT_DAEMON: daemon = 1; break;
         case OPT_ENSURE: ensure = 1; break;
         case OPT_PILOTS: o.pilots = optarg; break;
+        case OPT_IDLE_EXIT:
+            o.idle_exit = (int)strtol(optarg, &end, 10);
+            if (*end || o.idle_exit < 1 || o.idle_exit > 30 * 86400)
+                return hp_cli_usage_error(usage, "bad --idle-exit '%s' (seconds, 1 to "
+                                          "2592000)", optarg);
+            break;
         case 'h':
             fputs(usage, stdout);
             fputs(help, stdout);

@@ -410,9 +410,10 @@ int hp_agent_cancel(const char *dir, const char *const *names, size_t n, size_t 
     int ret = -1;
     if (hp_store_exec(db, "BEGIN IMMEDIATE", err) < 0)
         goto out;
-    /* failed by SIGTERM; a pilot running it gets its result refused */
-    if (sqlite3_prepare_v2(db, "UPDATE tasks SET state=3, exit=0, signal=15, t_end=?, "
-                           "pilot='canceled' WHERE name=? AND state<2", -1, &st, NULL) !=
+    /* failed by SIGTERM, exit -1 marks a cancel: the agent tells the pilot
+     * that holds it (it drops or kills it); its result is refused */
+    if (sqlite3_prepare_v2(db, "UPDATE tasks SET state=3, exit=-1, signal=15, t_end=? "
+                           "WHERE name=? AND state<2", -1, &st, NULL) !=
         SQLITE_OK) {
         hp_err_set(err, HP_ESTATE, "task store: %s", sqlite3_errmsg(db));
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);

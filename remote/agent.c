@@ -37,6 +37,7 @@ struct conn {
 struct pilot {
     char id[64];
     double last_seen;
+    double cancel_seen;    /* cancellations up to this time were sent */
 };
 
 struct agent {
@@ -333,6 +334,31 @@ static json_t *ack(struct agent *a)
                      a->drain);
 }
 
+/* Add "cancel": the ids of tasks held by pilot that were canceled since the
+ * last reply to it (hp_agent_cancel marks them exit -1, signal 15). */
+static json_t *with_cancels(struct agent *a, const char *pilot, json_t *reply)
+{
+    struct pilot *pl = pilot_find(a, pilot, 0);
+    if (!pl || !reply)
+        return reply;
+    sqlite3_stmt *st = NULL;
+    double now = hp_wall_now();
+    json_t *ids = json_array();
+    sqlite3_prepare_v2(a->db, "SELECT id FROM tasks WHERE pilot=? AND state=3 AND exit=-1 AND "
+                       "signal=15 AND t_end>=?", -1, &st, NULL);
+    sqlite3_bind_text(st, 1, pilot, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, pl->cancel_seen - 5);   /* repeats are harmless */
+    while (st && sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(ids, json_integer(sqlite3_column_int64(st, 0)));
+    sqlite3_finalize(st);
+    pl->cancel_seen = now;
+    if (json_array_size(ids))
+        json_object_set_new(reply, "cancel", ids);
+    else
+        json_decref(ids);
+    return reply;
+}
+
 static void conn_close(struct agent *a, size_t i)
 {
     struct conn *c = a->conns[i];
@@ -436,6 +462,8 @@ static int conn_msg(struct agent *a, struct conn *c, json_t *m)
             return -1;
         }
     }
+    if (c->authed)
+        with_cancels(a, c->pilot, reply);
     int r = hp_wire_send(c->fd, reply, &err);
     json_decref(reply);
     return r;
@@ -863,7 +891,7 @@ int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
     tick(&a);
     if (o->ready)
         o->ready(json, o->ready_arg);
-    double next_tick = hp_now() + 0.2;
+    double next_tick = hp_now() + 0.2, idle_since = hp_now();
     struct pollfd *pf = hp_xcalloc(MAX_CONNS + 1, sizeof(*pf));
     while (!stop_flag) {
         size_t n = 0;
@@ -887,6 +915,14 @@ int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
             next_tick = hp_now() + 0.2;
             if (o->exit_when_done && a.left == 0)
                 break;
+            /* --idle-exit: nothing left, no pilot in touch, for that long */
+            if (a.left > 0 || a.nconns > 0)
+                idle_since = hp_now();
+            if (o->idle_exit > 0 && hp_now() - idle_since > o->idle_exit) {
+                fprintf(stderr, "agent: idle for %d s with nothing left: exiting\n",
+                        o->idle_exit);
+                break;
+            }
         }
     }
     free(pf);

@@ -50,6 +50,8 @@ struct hp_agent_opts {
     int hb_timeout;        /* seconds of silence before a pilot is lost (default 30) */
     int batch;             /* tasks per spool batch (default 256) */
     int exit_when_done;    /* stop once no task is queued or leased */
+    int idle_exit;         /* > 0: stop after this many seconds with no task
+                              left and no pilot connected */
     const char *pilots;    /* pilot configuration (JSON) or NULL: the agent then
                               submits pilot jobs itself (see below) */
     /* called once listening with agent.json's text */

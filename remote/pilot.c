@@ -163,6 +163,30 @@ static int tcp_connect(const char *addr, struct hp_err *err)
     return fd;
 }
 
+/* Tasks the campaign canceled (ids in the agent's reply): not started ones
+ * are dropped, running ones killed; the agent has recorded them already. */
+static void cancel_tasks(struct pilot *p, json_t *ids)
+{
+    size_t k;
+    json_t *v;
+    json_array_foreach(ids, k, v) {
+        long long id = json_integer_value(v);
+        for (size_t i = 0; i < p->nqueue; i++)
+            if (p->queue[i]->id == id) {
+                task_free(p->queue[i]);
+                memmove(&p->queue[i], &p->queue[i + 1], (p->nqueue - i - 1) *
+                        sizeof(*p->queue));
+                p->nqueue--;
+                break;
+            }
+        for (size_t i = 0; i < p->nrun; i++)
+            if (p->run[i]->id == id && !p->run[i]->killed) {
+                kill(-p->run[i]->pid, SIGKILL);
+                p->run[i]->killed = 1;     /* reaped as handed back: a no-op */
+            }
+    }
+}
+
 static void tcp_drop(struct pilot *p)
 {
     if (p->fd >= 0)
@@ -190,6 +214,7 @@ static int request(struct pilot *p, json_t *m, json_t **reply, struct hp_err *er
     if (json_is_integer(left))
         p->left = (long)json_integer_value(left);
     p->agent_drain = json_is_true(json_object_get(*reply, "drain"));
+    cancel_tasks(p, json_object_get(*reply, "cancel"));
     return 0;
 }
 
@@ -589,13 +614,15 @@ static void reap(struct pilot *p)
             for (int g = 0; g < t->gpus; g++)
                 p->gpu_busy[t->gpu_slot[g]] = 0;
             int overdue = t->walltime > 0 && hp_now() - t->started > t->walltime;
+            int sig = WIFSIGNALED(st) ? WTERMSIG(st)
+                      /* a shell reports its child's death by signal N as 128+N */
+                      : WIFEXITED(st) && WEXITSTATUS(st) > 128 ? WEXITSTATUS(st) - 128 : 0;
             if (t->killed ||       /* stopped by the drain: not completed */
                 /* killed by a signal after the pilot was told to stop (the
                  * scheduler signals every process of an ending job): the
                  * allocation ended, not the task: handed back */
-                (term_flag && WIFSIGNALED(st) && !overdue &&
-                 (WTERMSIG(st) == SIGTERM || WTERMSIG(st) == SIGKILL ||
-                  WTERMSIG(st) == SIGINT)))
+                (term_flag && !overdue &&
+                 (sig == SIGTERM || sig == SIGKILL || sig == SIGINT)))
                 add_result(p, t, 1, 0, 0);
             else
                 add_result(p, t, 0, WIFEXITED(st) ? WEXITSTATUS(st) : 0,

@@ -207,5 +207,23 @@ check "spool: each task ran once" test "$(sort "$T/w5/ran.log" | uniq | wc -l) $
 SPOOL=$HPCPORT_STATE_DIR/campaigns/lsp/agent/spool
 check "spool: no per-task files left in the spool" test "$(find "$SPOOL" -type f ! -name status 2>/dev/null | wc -l)" = 0
 
+# ---------------------------------------------------------------- cancel, local site
+mkdir -p "$T/w6" && wf lcx 30 1 "$T/w6/wf.yaml"
+LX="--set pilots.cores=2 --set pilots.min_tasks=2 --set pilots.idle=30s"
+"$HP" run "$T/w6/wf.yaml" $LX >/dev/null 2>&1 &
+RUN=$!; PIDS+=("$RUN")
+ran6() { [ "$(cat "$T/w6/ran.log" 2>/dev/null | wc -l)" -ge 2 ]; }
+wait_for 60 ran6
+kill -9 "$RUN"; wait "$RUN" 2>/dev/null
+expect_rc 0 "cancel of a pilot campaign whose run is gone" "$HP" cancel lcx
+check "... stops its tasks at the agent" contains "$OUT" "stopped"
+no_pilot6() { ! pgrep -f "secret-file $HPCPORT_STATE_DIR/campaigns/lcx/agent/secret" >/dev/null; }
+check "... the pilot drops or kills what it holds and exits" wait_for 15 no_pilot6
+n6=$(wc -l < "$T/w6/ran.log"); sleep 3
+check "... no task ran after the cancel ($n6 of 30 ran)" test "$(wc -l < "$T/w6/ran.log")" = "$n6" -a "$n6" -lt 30
+expect_rc 0 "status after the cancel" "$HP" status lcx --offline
+check "... says canceled" contains "$OUT" "state:     canceled"
+"$HP" agent stop --dir "$HPCPORT_STATE_DIR/campaigns/lcx/agent" >/dev/null 2>&1
+
 check_sanitizers
 done_testing
