@@ -314,8 +314,9 @@ static void refresh(struct hp_pilotmgr *m)
 static void mark_running(struct hp_pilotmgr *m)
 {
     sqlite3_exec(m->db, "UPDATE pilot_jobs SET state=2 WHERE state<2 AND job IS NOT NULL AND "
-                 "'p'||n IN (SELECT DISTINCT pilot FROM tasks WHERE pilot IS NOT NULL)", NULL,
-                 NULL, NULL);
+                 "('p'||n IN (SELECT DISTINCT pilot FROM tasks WHERE pilot IS NOT NULL) OR "
+                 "'spool:p'||n IN (SELECT DISTINCT pilot FROM tasks WHERE pilot IS NOT NULL))",
+                 NULL, NULL, NULL);
 }
 
 static long count(sqlite3 *db, const char *sql)

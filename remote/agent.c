@@ -55,6 +55,7 @@ struct agent {
     char *spool;
     long batch_seq;
     struct hp_pilotmgr *pm;   /* pilot jobs, or NULL */
+    json_t *claimed;          /* spool: "PILOT/BATCH" names read by spool_claims */
     sqlite3_stmt *st_pull, *st_lease, *st_done, *st_release, *st_requeue_pilot,
                  *st_requeue_id;
 };
@@ -595,6 +596,58 @@ static void batches_in(struct agent *a, const char *dir, int del,
         closedir(d);
 }
 
+static void claim_one(struct agent *a, json_t *o, void *arg)
+{
+    (void)a;
+    sqlite3_stmt *st = arg;
+    sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(o, "id")));
+    sqlite3_step(st);
+    sqlite3_reset(st);
+}
+
+/* Batches claimed by pilots (renamed into leased/PILOT/): their tasks are
+ * held by "spool:PILOT" from now on, so that a result for one of them
+ * counts only from that pilot (each batch is read once). */
+static void spool_claims(struct agent *a)
+{
+    char *ldir = spool_path(a, "leased");
+    DIR *d = opendir(ldir);
+    struct dirent *e;
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(a->db, "UPDATE tasks SET pilot=?1 WHERE id=?2 AND state=1 AND "
+                       "pilot='spool'", -1, &st, NULL);
+    while (st && d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *pd = hp_path_join(ldir, e->d_name), *holder = hp_xasprintf("spool:%s", e->d_name);
+        DIR *bd = opendir(pd);
+        struct dirent *b;
+        sqlite3_bind_text(st, 1, holder, -1, SQLITE_TRANSIENT);
+        while (bd && (b = readdir(bd))) {
+            if (!hp_ends_with(b->d_name, ".batch"))
+                continue;
+            char *key = hp_xasprintf("%s/%s", e->d_name, b->d_name);
+            if (!json_object_get(a->claimed, key)) {
+                char *bp = hp_path_join(pd, b->d_name);
+                sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+                spool_lines(bp, claim_one, a, st);
+                sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);
+                json_object_set_new(a->claimed, key, json_true());
+                free(bp);
+            }
+            free(key);
+        }
+        if (bd)
+            closedir(bd);
+        free(holder);
+        free(pd);
+    }
+    sqlite3_finalize(st);
+    if (d)
+        closedir(d);
+    free(ldir);
+}
+
 /* Lost spool pilots: no heartbeat for hb_timeout, or a leased/ folder with no
  * heartbeat file at all. */
 static void spool_lost(struct agent *a)
@@ -716,7 +769,8 @@ static void spool_reconcile(struct agent *a)
         closedir(d);
     spool_collect(a);
     sqlite3_exec(a->db, "UPDATE tasks SET state=0, pilot=NULL, attempts=attempts+1 WHERE "
-                 "state=1 AND pilot='spool' AND id NOT IN (SELECT id FROM live);"
+                 "state=1 AND (pilot='spool' OR pilot LIKE 'spool:%') AND id NOT IN "
+                 "(SELECT id FROM live);"
                  "DROP TABLE live", NULL, NULL, NULL);
     free(ndir);
     free(ldir);
@@ -761,6 +815,7 @@ static void tick(struct agent *a)
         i++;
     }
     if (a->spool) {
+        spool_claims(a);   /* before results: a late one of a lost pilot is refused */
         spool_collect(a);
         spool_lost(a);
     }
@@ -794,7 +849,7 @@ static int prepare(struct agent *a, struct hp_err *err)
          * late result from a lost pilot for a task another pilot now runs is
          * dropped, so a task never starts again after its result is in */
         "UPDATE tasks SET state=?1, exit=?2, signal=?3, t_end=?4, pilot=?5 WHERE id=?6 AND "
-        "(state=0 OR (state=1 AND (pilot=?5 OR pilot='spool')))",
+        "(state=0 OR (state=1 AND (pilot=?5 OR pilot='spool' OR pilot='spool:'||?5)))",
         "UPDATE tasks SET state=0, pilot=NULL WHERE id=?1 AND state=1 AND pilot=?2",
         "UPDATE tasks SET state=0, pilot=NULL, attempts=attempts+1 WHERE state=1 AND pilot=?1",
         "UPDATE tasks SET state=0, pilot=NULL, attempts=attempts+1 WHERE state=1 AND id=?1",
@@ -809,7 +864,7 @@ static int prepare(struct agent *a, struct hp_err *err)
 
 int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
 {
-    struct agent a = { .o = o, .lfd = -1 };
+    struct agent a = { .o = o, .lfd = -1, .claimed = json_object() };
     int lockfd = -1, port = 0, ret = -1;
     char *json = NULL, *jpath = hp_path_join(o->dir, "agent.json");
     if (hp_store_open(o->dir, 1, &a.db, err) < 0 || lock_dir(o->dir, &lockfd, err) < 0 ||
@@ -930,6 +985,7 @@ int hp_agent_run(const struct hp_agent_opts *o, struct hp_err *err)
     ret = 0;
 out:
     hp_pilotmgr_free(a.pm);
+    json_decref(a.claimed);
     while (a.nconns)
         conn_close(&a, a.nconns - 1);
     sqlite3_stmt *all[] = { a.st_pull, a.st_lease, a.st_done, a.st_release,

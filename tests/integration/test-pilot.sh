@@ -219,6 +219,19 @@ kids=$(ps -o pid= --ppid "$P"); kill -9 "$P" $kids; wait "$P" 2>/dev/null
 expect_rc 0 "spool: another pilot takes over a dead pilot's batch" timeout 60 "$HP" pilot --spool "$T/spool" --cores 4 --idle 15 --id sprescue
 [ "$(count "$A" done)" = 504 ] && [ "$(wc -l <"$T/sklog")" = 4 ] && ok "spool: the lost batch was requeued and done once" || fail "$(status "$A") $(cat "$T/sklog")"
 [ "$(task_field "$A" sk1 attempts)" = 1 ] && ok "spool: the requeue counted an attempt" || fail "sk1 attempts $(task_field "$A" sk1 attempts)"
+# a late result of the lost pilot for a task another pilot holds now is refused
+echo '{"id":"late1","sh":"sleep 2"}' | "$HP" agent add --dir "$A" >/dev/null
+for _ in $(seq 100); do grep -q '"left":[1-9]' "$T/spool/status" && break; sleep 0.05; done
+"$HP" pilot --spool "$T/spool" --cores 2 --idle 5 --id spnew & P=$!; PIDS+=("$P")
+for _ in $(seq 100); do [ -n "$(ls "$T/spool/leased/spnew" 2>/dev/null)" ] && break; sleep 0.05; done
+sleep 0.6
+KEY=$(task_field "$A" late1 key)
+echo "{\"id\":$KEY,\"attempt\":0,\"exit\":7,\"signal\":0,\"pilot\":\"spvictim\"}" > "$T/spool/done/.late"
+mv "$T/spool/done/.late" "$T/spool/done/spvictim-99.res"
+wait "$P"
+[ "$(task_field "$A" late1 exit)" = 0 ] && [ "$(task_field "$A" late1 pilot)" = spnew ] &&
+    ok "spool: a lost pilot's late result for a task another pilot holds is refused" ||
+    fail "late1: exit $(task_field "$A" late1 exit) pilot $(task_field "$A" late1 pilot)"
 stop_agent
 
 # --- agent --daemon, and stop --drain: pilots take nothing new and exit
