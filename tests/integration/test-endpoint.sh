@@ -112,7 +112,9 @@ check "a library call that fails: 500 with its message" \
 CODE=$(curl -s -o "$T/body" -D "$T/hdr" -w '%{http_code}' "$U/v1/health")
 check "no token: 401 unauthorized" \
     bash -c "[ $CODE = 401 ] && grep -q '\"code\":\"unauthorized\"' '$T/body' && grep -qi '^WWW-Authenticate: Bearer' '$T/hdr'"
-CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${TOK%?}0" "$U/v1/health")
+# the token with its last digit changed (to 1 if it is 0, else to 0)
+WRONG=${TOK%?}0; [ "$WRONG" = "$TOK" ] && WRONG=${TOK%?}1
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $WRONG" "$U/v1/health")
 check "a wrong token of the same length: 401" test "$CODE" = 401
 CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer x" "$U/v1/functions/echo/call" -d x)
 check "a short wrong token: 401, and no call" test "$CODE" = 401
