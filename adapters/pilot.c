@@ -90,14 +90,9 @@ static int run(struct pmux *M, const char *what, const char *const *argv, const 
  * the profile names one (new string). */
 static char *site_hpcport(const struct hp_site *site)
 {
-    char self[4096];
-    ssize_t n;
-    if (!site->login_host && !strcmp(site->remote_hpcport, "hpcport") &&
-        (n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {
-        self[n] = '\0';
-        return hp_xstrdup(self);
-    }
-    return hp_xstrdup(site->remote_hpcport);
+    char *self = !site->login_host && !strcmp(site->remote_hpcport, "hpcport") ? hp_self_exe()
+                                                                                : NULL;
+    return self ? self : hp_xstrdup(site->remote_hpcport);
 }
 
 /* The agent's directory of campaign on the site, expanded (new string). */

@@ -94,16 +94,6 @@ static int daemon_wait(int fd, pid_t child, const char *log)
     return rc;
 }
 
-static char *self_exe(void)
-{
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-    if (n <= 0)
-        return NULL;
-    buf[n] = '\0';
-    return hp_xstrdup(buf);
-}
-
 int cmd_endpoint_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -162,7 +152,7 @@ int cmd_endpoint_serve(int argc, char **argv)
         hp_ep_config_free(cfg);
         return 0;
     }
-    char *exe = self_exe();
+    char *exe = hp_self_exe();
     char *dir = state_dir ? hp_xstrdup(state_dir) : hp_ep_state_dir(name ? name : cfg->name);
     char *log = hp_path_join(dir, "endpoint.log");
     int rc;

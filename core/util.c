@@ -446,3 +446,13 @@ int hp_read_full(int fd, void *p, size_t n)
     }
     return 0;
 }
+
+char *hp_self_exe(void)
+{
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    return hp_xstrdup(buf);
+}

@@ -76,5 +76,8 @@ int hp_read_full(int fd, void *p, size_t n);
 char *hp_config_dir(void);
 char *hp_state_dir(void);
 char *hp_data_dir(void);
+/* The absolute path of the running program (/proc/self/exe), a new string,
+ * or NULL. */
+char *hp_self_exe(void);
 
 #endif

@@ -148,14 +148,8 @@ struct hp_pilotmgr *hp_pilotmgr_new(const char *dir, sqlite3 *db, const char *cf
     m->dir = dir;
     m->db = db;
     m->hpcport = str_of(c, "hpcport");
-    if (!m->hpcport) {        /* pilots run this very program */
-        char self[4096];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n > 0) {
-            self[n] = '\0';
-            m->hpcport = hp_xstrdup(self);
-        }
-    }
+    if (!m->hpcport)          /* pilots run this very program */
+        m->hpcport = hp_self_exe();
     m->campaign = str_of(c, "campaign");
     m->partition = str_of(c, "partition");
     m->cores = (int)int_of(c, "cores", 1);
@@ -403,20 +397,22 @@ void hp_pilotmgr_tick(struct hp_pilotmgr *m, long queued, long leased,
                       int (*seen)(void *arg, const char *pilot), void *arg)
 {
     double now = hp_now();
-    if (now >= m->next_status) {
+    if (now >= m->next_status) {   /* mark_running reads every task: not every tick */
         refresh(m);
+        mark_running(m);
         check_failures(m);
         m->next_status = now + STATUS_EVERY;
         m->last_status = now;
     }
-    mark_running(m);
     long live = count(m->db, "SELECT count(*) FROM pilot_jobs WHERE state < 3");
     long waiting = count(m->db, "SELECT count(*) FROM pilot_jobs WHERE state < 2");
-    if (queued + leased == 0 && waiting > 0 && m->ops->cancel && m->last_status < now - 1) {
+    if (queued + leased == 0 && waiting > 0 && m->ops->cancel) {
         /* ask first: a pilot that started meanwhile ends on its own */
-        refresh(m);
+        if (m->last_status < now - 1) {
+            refresh(m);
+            m->last_status = now;
+        }
         mark_running(m);
-        m->last_status = now;
         waiting = count(m->db, "SELECT count(*) FROM pilot_jobs WHERE state < 2");
     }
     if (queued + leased == 0 && waiting > 0 && m->ops->cancel) {
